@@ -1,0 +1,1 @@
+"""nami_pipelines: Nami ML subscription and paywall events to mParticle and Amplitude."""

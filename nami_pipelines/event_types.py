@@ -1,0 +1,30 @@
+"""The one definition of the Nami event types this project knows and sends (SPEC §3)."""
+
+from typing import Final
+
+USER_EVENT_PREFIX: Final = "user."
+DEVICE_IMPRESSION: Final = "device.impression"
+DEVICE_TRANSACTION: Final = "device.transaction"
+
+SENDABLE_EVENT_TYPES: Final[tuple[str, ...]] = (
+    DEVICE_IMPRESSION,
+    DEVICE_TRANSACTION,
+    "user.journey.trial.converted",
+    "user.journey.trial.did_not_convert",
+    "user.journey.trial.started",
+    "user.subscription.cancelled",
+    "user.subscription.expired",
+    "user.subscription.in_grace_period",
+    "user.subscription.paused",
+    "user.subscription.purchased",
+    "user.subscription.renewal_in_grace_period",
+    "user.subscription.renewed",
+    "user.subscription.resumed",
+)
+
+KNOWN_EVENT_TYPES: Final[frozenset[str]] = frozenset(SENDABLE_EVENT_TYPES)
+
+
+def is_user_event(event_type: str) -> bool:
+    """`user.*` events carry the user's whole state; they drive the attribute snapshot."""
+    return event_type.startswith(USER_EVENT_PREFIX)
