@@ -1,0 +1,220 @@
+"""The event store: one SQL database (SQLite embedded, PostgreSQL in production) behind SQLAlchemy."""
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from nami_pipelines.events.model import NamiEvent, QuarantinedLine
+from nami_pipelines.events.tables import (
+    metadata,
+    nami_events,
+    nami_events_quarantine,
+    nami_events_sequence,
+)
+
+READ_CHUNK_ROWS = 50_000
+_PRESENCE_QUERY_CHUNK = 500
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets the sensor read while a loader writes; the busy timeout makes writers queue."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the URL, with the SQLite folder created and SQLite tuned for concurrency."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _tune_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def to_utc_series(values: pd.Series) -> pd.Series:
+    """Timestamps as read back from either database, as UTC-aware pandas datetimes."""
+    return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+@dataclass(slots=True)
+class InsertOutcome:
+    """What happened to a chunk of validated events."""
+
+    loaded: int = 0
+    duplicates: int = 0
+    conflicts: list[QuarantinedLine] = field(default_factory=list)
+
+
+class EventStore:
+    """The `nami_events` table, its quarantine and the load sequence; schema made on first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_store_engine(url)
+        metadata.create_all(self.engine)
+        with self.engine.begin() as connection:
+            exists = connection.execute(select(nami_events_sequence.c.sequence_id)).first()
+            if exists is None:
+                connection.execute(insert(nami_events_sequence).values(sequence_id=1, last_seq=0))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def insert_events(
+        self, events: Sequence[NamiEvent], *, source: str, line_numbers: Sequence[int]
+    ) -> InsertOutcome:
+        """Insert new events with the next `loaded_seq` values, in one serialized transaction.
+
+        An `event_id` already stored with the same content is a duplicate (loading a file twice is
+        a no-op); with different content it is a conflict, quarantined rather than overwritten.
+        """
+        outcome = InsertOutcome()
+        if not events:
+            return outcome
+        with self.engine.begin() as connection:
+            last_seq = self._lock_sequence(connection)
+            stored = self._stored_rows(connection, [e.event_id for e in events])
+            new_rows: list[dict[str, Any]] = []
+            for event_row, line_number in zip(events, line_numbers, strict=True):
+                row = event_row.row()
+                previous = stored.get(event_row.event_id)
+                if previous is None:
+                    last_seq += 1
+                    new_rows.append({**row, "loaded_seq": last_seq})
+                    stored[event_row.event_id] = row
+                elif _same_content(previous, row):
+                    outcome.duplicates += 1
+                else:
+                    outcome.conflicts.append(
+                        QuarantinedLine(
+                            source=source,
+                            line_number=line_number,
+                            raw_line=_describe(row),
+                            reason="duplicate event_id with different content",
+                            event_id=event_row.event_id,
+                        )
+                    )
+            if new_rows:
+                connection.execute(insert(nami_events), new_rows)
+                connection.execute(update(nami_events_sequence).values(last_seq=last_seq))
+            outcome.loaded = len(new_rows)
+        return outcome
+
+    def _lock_sequence(self, connection: Connection) -> int:
+        connection.execute(
+            update(nami_events_sequence).values(last_seq=nami_events_sequence.c.last_seq)
+        )
+        return int(connection.execute(select(nami_events_sequence.c.last_seq)).scalar_one())
+
+    def _stored_rows(self, connection: Connection, event_ids: list[str]) -> dict[str, dict]:
+        columns = [c for c in nami_events.columns if c.name != "loaded_seq"]
+        found: dict[str, dict] = {}
+        unique_ids = list(dict.fromkeys(event_ids))
+        for start in range(0, len(unique_ids), _PRESENCE_QUERY_CHUNK):
+            chunk = unique_ids[start : start + _PRESENCE_QUERY_CHUNK]
+            query = select(*columns).where(nami_events.c.event_id.in_(chunk))
+            for row in connection.execute(query).mappings():
+                found[row["event_id"]] = dict(row)
+        return found
+
+    def quarantine(self, lines: Sequence[QuarantinedLine]) -> None:
+        """Keep unusable lines with their reason; they are listed in the UI and never dropped."""
+        if not lines:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "source": line.source,
+                "line_number": line.line_number,
+                "event_id": line.event_id,
+                "reason": line.reason,
+                "raw_line": line.raw_line,
+                "quarantined_at": now,
+            }
+            for line in lines
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(insert(nami_events_quarantine), rows)
+
+    def read_events(
+        self,
+        *,
+        occurred_after: datetime | None = None,
+        occurred_until: datetime | None = None,
+        loaded_after_seq: int | None = None,
+        app_id: str | None = None,
+        chunk_rows: int = READ_CHUNK_ROWS,
+    ) -> Iterator[pd.DataFrame]:
+        """Stream events in chunks, `occurred_after < occurred_at <= occurred_until`.
+
+        Chunks are ordered by `loaded_seq` and bounded in size, so no caller ever holds the whole
+        table; `occurred_at` comes back as UTC-aware datetimes on both databases.
+        """
+        query = select(nami_events).order_by(nami_events.c.loaded_seq)
+        if occurred_after is not None:
+            query = query.where(nami_events.c.occurred_at > occurred_after)
+        if occurred_until is not None:
+            query = query.where(nami_events.c.occurred_at <= occurred_until)
+        if loaded_after_seq is not None:
+            query = query.where(nami_events.c.loaded_seq > loaded_after_seq)
+        if app_id is not None:
+            query = query.where(nami_events.c.app_id == app_id)
+        names = [column.name for column in nami_events.columns]
+        with self.engine.connect() as connection:
+            result = connection.execution_options(stream_results=True).execute(query)
+            while rows := result.fetchmany(chunk_rows):
+                frame = pd.DataFrame.from_records(rows, columns=names)
+                frame["occurred_at"] = to_utc_series(frame["occurred_at"])
+                yield frame
+
+    def count_events(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(nami_events)).scalar())
+
+    def count_quarantined(self) -> int:
+        with self.engine.connect() as connection:
+            query = select(func.count()).select_from(nami_events_quarantine)
+            return int(connection.execute(query).scalar())
+
+    def max_loaded_seq(self) -> int:
+        with self.engine.connect() as connection:
+            value = connection.execute(select(func.max(nami_events.c.loaded_seq))).scalar()
+            return int(value or 0)
+
+    def quarantined_lines(self, limit: int = 1000) -> pd.DataFrame:
+        query = (
+            select(nami_events_quarantine)
+            .order_by(nami_events_quarantine.c.quarantine_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return pd.read_sql(query, connection)
+
+
+def _normalized(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC)
+    return value
+
+
+def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
+    return all(_normalized(stored[key]) == _normalized(incoming[key]) for key in incoming)
+
+
+def _describe(row: dict[str, Any]) -> str:
+    return json.dumps({**row, "occurred_at": row["occurred_at"].isoformat()})
