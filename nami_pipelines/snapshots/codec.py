@@ -145,5 +145,7 @@ def snapshot_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     for name in FLAG_ATTRIBUTES:
         snapshot[name] = rows[name].astype(bool)
     external_ids = rows["external_id"].to_numpy(dtype=object)
-    snapshot["external_id"] = np.where(pd.isna(external_ids), None, external_ids)
+    snapshot["external_id"] = pd.Series(
+        np.where(pd.isna(external_ids), None, external_ids), index=rows.index, dtype=object
+    )
     return snapshot

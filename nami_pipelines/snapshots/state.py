@@ -335,7 +335,9 @@ def materialize_snapshot(state: SnapshotState, at: pd.Timestamp) -> pd.DataFrame
     has_active = index.isin(active[USER].unique())
     snapshot = pd.DataFrame(index=index)
     external_ids = users["external_id"].to_numpy(dtype=object)
-    snapshot["external_id"] = np.where(pd.isna(external_ids), None, external_ids)
+    snapshot["external_id"] = pd.Series(
+        np.where(pd.isna(external_ids), None, external_ids), index=index, dtype=object
+    )
     snapshot[ACTIVE_ENTITLEMENTS] = _sorted_lists(active, "entitlement_ref_id", index)
     snapshot[ACTIVE_SKUS] = _sorted_lists(active[active["sku_ref_id"].notna()], "sku_ref_id", index)
     devices = state.devices.sort_values([USER, "device_id"], kind="stable")

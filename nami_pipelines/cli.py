@@ -1,0 +1,153 @@
+"""`nami-pipelines`: set-up, trying things, scripting and debugging (SPEC §8).
+
+Every command prints a one-line error and exits non-zero on bad input; nothing here holds logic
+of its own beyond parsing arguments and printing.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nami_pipelines.events.generator import write_events_ndjson
+from nami_pipelines.events.loader import LoadSummary, load_ndjson_file
+from nami_pipelines.events.store import EventStore
+from nami_pipelines.settings import events_db_url
+from nami_pipelines.snapshots.compute import snapshot_from_store
+
+EXIT_BAD_INPUT = 2
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed as one line without a traceback."""
+
+
+def _open_store() -> EventStore:
+    return EventStore(events_db_url())
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise CommandError(f"no such file: {value}")
+    return path
+
+
+def load_file_with_progress(path: Path, store: EventStore) -> LoadSummary:
+    """Load a file with a byte-based progress bar on stderr."""
+    with tqdm(
+        total=path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc=f"loading {path.name}",
+        file=sys.stderr,
+        disable=None,
+    ) as bar:
+        return load_ndjson_file(path, store, on_bytes=bar.update)
+
+
+def command_load(arguments: argparse.Namespace) -> None:
+    summary = load_file_with_progress(_existing_file(arguments.file), _open_store())
+    print(summary.describe())
+
+
+def command_generate(arguments: argparse.Namespace) -> None:
+    if arguments.users < 1 or arguments.days < 1:
+        raise CommandError("--users and --days must be at least 1")
+    out = Path(arguments.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = write_events_ndjson(
+        out,
+        users=arguments.users,
+        days=arguments.days,
+        start=arguments.start,
+        seed=arguments.seed,
+        show_progress=True,
+    )
+    print(f"wrote {count} events for {arguments.users} users to {out}")
+
+
+def command_snapshot(arguments: argparse.Namespace) -> None:
+    try:
+        snapshot = snapshot_from_store(_open_store(), arguments.at)
+    except ValueError as error:
+        raise CommandError(f"--at: {error}") from None
+    for record in snapshot.to_dict("records"):
+        print(json.dumps(record))
+
+
+def command_emulate(arguments: argparse.Namespace) -> None:
+    from nami_pipelines.emulators.server import serve
+
+    print(f"emulators listening on http://{arguments.host}:{arguments.port}", flush=True)
+    serve(arguments.host, arguments.port)
+
+
+def command_demo(arguments: argparse.Namespace) -> None:
+    from nami_pipelines.demo import run_demo
+
+    run_demo(users=arguments.users, days=arguments.days, seed=arguments.seed)
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nami-pipelines",
+        description="Nami ML events to mParticle and Amplitude. Database: NAMI_EVENTS_DB_URL.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], None], help_text: str):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    load = add("load", command_load, "load an NDJSON file of Nami events into the event table")
+    load.add_argument("file")
+
+    generate = add("generate", command_generate, "write realistic sample events as NDJSON")
+    generate.add_argument("--users", type=int, required=True)
+    generate.add_argument("--days", type=int, required=True)
+    generate.add_argument("--start", type=_iso_date, required=True)
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--out", required=True)
+
+    snapshot = add("snapshot", command_snapshot, "print every user's namiml_* attributes at --at")
+    snapshot.add_argument("--at", required=True, help="ISO 8601 instant with a UTC offset")
+
+    emulate = add("emulate", command_emulate, "run the local mParticle and Amplitude emulators")
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=8765)
+
+    demo = add("demo", command_demo, "the embedded end-to-end run on sample data")
+    demo.add_argument("--users", type=int, default=500)
+    demo.add_argument("--days", type=int, default=7)
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        arguments.handler(arguments)
+    except CommandError as error:
+        print(f"nami-pipelines {arguments.command}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster definitions only, by domain; everything they call is plain Python elsewhere."""

@@ -1,0 +1,424 @@
+"""Realistic, deterministic sample Nami events (SPEC §1) for demos, tests and load runs.
+
+Each user is generated on its own from a random stream seeded by the run seed and the user's
+index, and written before the next one starts: memory stays flat whatever the number of users, the
+same arguments always give the same bytes, and user N looks the same whether 10 or 100,000 users
+are generated. A user's events come out in time order; users follow each other in index order.
+"""
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from tqdm import tqdm
+
+from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION
+from nami_pipelines.events.journeys import (
+    MARKET_WEIGHTS,
+    MARKETS,
+    SKUS,
+    Market,
+    Subscription,
+    TransactionStep,
+    UserStep,
+)
+
+PRODUCTION_APP_ID: Final = "a7e1c5f0-2d3b-4c6a-9e8f-1b2c3d4e5f60"
+STAGING_APP_ID: Final = "5b3f9d21-7c4e-4f8a-a6d0-2e9c1b7a4f35"
+PLATFORMS: Final = ("apple", "google")
+APP_PLATFORM_IDS: Final[dict[tuple[str, str], str]] = {
+    (PRODUCTION_APP_ID, "apple"): "8d0f2b8e-1c1f-4a53-9d43-3f0a5b1c2e11",
+    (PRODUCTION_APP_ID, "google"): "c3a9e7d2-6b4f-4e8a-b1d2-7f6e5d4c3b22",
+    (STAGING_APP_ID, "apple"): "e6c2a8f4-3d1b-4a7e-9f05-8b4d2c6e1a93",
+    (STAGING_APP_ID, "google"): "f19d7b3c-8e2a-4c65-b0f4-6a3e9d1c5b74",
+}
+
+# Who the users are.
+STAGING_APP_SHARE = 0.08
+SANDBOX_SHARE = {PRODUCTION_APP_ID: 0.015, STAGING_APP_ID: 0.8}  # testers, QA builds
+GOOGLE_SHARE = 0.45
+EXTERNAL_ID_FROM_START_SHARE = 0.55
+EXTERNAL_ID_AFTER_LOGIN_SHARE = 0.2  # the rest never log in
+SECOND_DEVICE_SHARE = 0.2
+OTHER_PLATFORM_SHARE = 0.4  # of second devices; only for users with an external id
+EXISTING_SUBSCRIBER_SHARE = 0.2
+
+# What new users do, and which sku they pick for it.
+NEW_USER_JOURNEYS: Final = ("browse", "trial_converts", "trial_lapses", "paid", "intro")
+NEW_USER_JOURNEY_WEIGHTS: Final = (45, 12, 11, 19, 13)
+SKU_WEIGHTS: Final[dict[str, tuple[int, int, int]]] = {  # weekly, monthly, annual
+    "existing": (25, 50, 25),
+    "trial_converts": (15, 35, 50),
+    "trial_lapses": (15, 35, 50),
+    "paid": (30, 45, 25),
+    "intro": (40, 60, 0),
+}
+SKU_ORDER: Final = ("premium_weekly", "premium_monthly", "premium_annual")
+PURCHASE_SESSION_WEIGHTS: Final = (30, 30, 20, 20)  # the session (0, 1, 2, 3) a buyer buys in
+PAYWALL_PURCHASE_SHARE = 0.9  # the rest buy from the app's own screens, with no impression
+
+# How people use the app.
+MEAN_SESSION_GAP_HOURS: Final = (4, 8, 16, 36)
+MEAN_APP_LIFETIME_DAYS = 45
+IMPRESSION_CHANCES: Final = (0.6, 0.2)  # a 1st and a 2nd paywall in a session, if not subscribed
+SUBSCRIBER_IMPRESSION_CHANCE = 0.05
+ONBOARDING_IMPRESSION_CHANCE = 0.85
+WINBACK_SHARE = 0.5  # of paywalls shown to users whose subscription ended
+UNKNOWN_INITIATOR_SHARE = 0.05  # older SDKs do not report who opened the paywall
+
+
+@dataclass(frozen=True, slots=True)
+class Paywall:
+    """A paywall as the Control Center defines it, with its screen name on each platform."""
+
+    developer_paywall_id: str
+    name: str
+    cta_type: str
+    initiator: str
+    controller_names: dict[str, str]
+
+
+def _paywall(pid: str, name: str, cta: str, initiator: str, screen: str) -> Paywall:
+    return Paywall(
+        pid,
+        name,
+        cta,
+        initiator,
+        {"apple": f"{screen}ViewController", "google": f"{screen}Activity"},
+    )
+
+
+ONBOARDING = _paywall("onboarding_v3", "Onboarding paywall", "button", "nami_rules", "Onboarding")
+FEATURE_GATE = _paywall("feature_gate_export", "Export feature gate", "button", "user", "Export")
+SETTINGS = _paywall("settings_upgrade", "Settings upgrade", "link", "user", "Settings")
+TRIAL_OFFER = _paywall("trial_7d", "7-day free trial", "button", "nami_ml", "TrialOffer")
+INTRO_OFFER = _paywall("intro_offer_50", "Intro offer: 50% off", "banner", "nami_ml", "IntroOffer")
+WINBACK = _paywall("winback_spring", "Win-back offer", "deeplink", "nami_rules", "Winback")
+PAYWALLS: Final = (ONBOARDING, FEATURE_GATE, SETTINGS, TRIAL_OFFER, INTRO_OFFER, WINBACK)
+BROWSING_PAYWALLS: Final = (FEATURE_GATE, SETTINGS, TRIAL_OFFER, INTRO_OFFER)
+PURCHASE_PAYWALLS: Final[dict[str, tuple[Paywall, ...]]] = {
+    "trial_converts": (TRIAL_OFFER, ONBOARDING),
+    "trial_lapses": (TRIAL_OFFER, ONBOARDING),
+    "paid": (FEATURE_GATE, SETTINGS, ONBOARDING),
+    "intro": (INTRO_OFFER,),
+}
+
+
+def uuid4_string(rng: random.Random) -> str:
+    """A version-4 UUID from `rng`: reproducible, and cheaper than building `uuid.UUID` objects."""
+    bits = rng.getrandbits(128)
+    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_MINUTE = timedelta(minutes=1)
+_HOUR = timedelta(hours=1)
+
+
+def _seconds(rng: random.Random, low: int, high: int) -> timedelta:
+    return timedelta(seconds=rng.randrange(low, high))
+
+
+@dataclass(frozen=True, slots=True)
+class _Device:
+    device_id: str
+    platform: str
+    app_platform_id: str
+    first_seen: datetime
+
+    def entry(self) -> dict[str, Any]:
+        """The device as `user.*` payloads list it."""
+        platform = {"id": self.app_platform_id, "platform_type": self.platform}
+        return {"id": self.device_id, "platform": platform}
+
+
+@dataclass(frozen=True, slots=True)
+class _User:
+    nami_user_id: str
+    app_id: str
+    environment: str
+    market: Market
+    external_id: str | None
+    identified_at: datetime  # from when the app knows the external id (login)
+    devices: tuple[_Device, ...]
+
+    def external_id_at(self, at: datetime) -> str | None:
+        return self.external_id if at >= self.identified_at else None
+
+    def devices_at(self, at: datetime) -> tuple[_Device, ...]:
+        return tuple(device for device in self.devices if device.first_seen <= at)
+
+
+class _UserRun:
+    """Everything one user does in the window, collected as records to sort by time."""
+
+    def __init__(self, rng: random.Random, window: tuple[datetime, datetime]) -> None:
+        self._rng = rng
+        self._window = window
+        self._events: list[tuple[datetime, int, dict[str, Any]]] = []
+        # The subscription's access window, once there is one: paywalls are rarely shown inside it.
+        self._entitled_from: datetime | None = None
+        self._lost_at: datetime | None = None
+        self._existing = rng.random() < EXISTING_SUBSCRIBER_SHARE
+        self._journey = "existing" if self._existing else self._draw_journey()
+        self._user = self._draw_user()
+
+    def records(self) -> list[dict[str, Any]]:
+        """The user's events in time order (ties keep the order in which they happened)."""
+        sessions = self._sessions()
+        if self._existing:
+            self._subscribe(self._user.devices[0], self._window[0], None)
+        self._walk(sessions)
+        self._events.sort(key=lambda event: (event[0], event[1]))
+        return [record for _, _, record in self._events]
+
+    # Who the user is.
+
+    def _draw_journey(self) -> str:
+        return self._rng.choices(NEW_USER_JOURNEYS, NEW_USER_JOURNEY_WEIGHTS)[0]
+
+    def _draw_user(self) -> _User:
+        rng = self._rng
+        start, end = self._window
+        app_id = STAGING_APP_ID if rng.random() < STAGING_APP_SHARE else PRODUCTION_APP_ID
+        environment = "sandbox" if rng.random() < SANDBOX_SHARE[app_id] else "production"
+        first_seen = (
+            start - timedelta(days=rng.randrange(7, 400))
+            if self._existing
+            else _moment_between(rng, start, end)
+        )
+        identity = rng.random()
+        external_id: str | None = uuid4_string(rng)
+        if identity < EXTERNAL_ID_FROM_START_SHARE:
+            identified_at = first_seen
+        elif identity < EXTERNAL_ID_FROM_START_SHARE + EXTERNAL_ID_AFTER_LOGIN_SHARE:
+            identified_at = _moment_between(rng, max(first_seen, start) + _MINUTE, end)
+        else:
+            external_id, identified_at = None, end
+        return _User(
+            nami_user_id=uuid4_string(rng),
+            app_id=app_id,
+            environment=environment,
+            market=rng.choices(MARKETS, MARKET_WEIGHTS)[0],
+            external_id=external_id,
+            identified_at=identified_at,
+            devices=self._draw_devices(app_id, first_seen, external_id is not None),
+        )
+
+    def _draw_devices(
+        self, app_id: str, first_seen: datetime, identified: bool
+    ) -> tuple[_Device, ...]:
+        """A first device; sometimes a second one later, on the other platform only for users
+        Nami can merge across platforms, i.e. who log in with an external id."""
+        rng = self._rng
+        platform = "google" if rng.random() < GOOGLE_SHARE else "apple"
+        devices = [self._device(app_id, platform, first_seen)]
+        if rng.random() < SECOND_DEVICE_SHARE:
+            if identified and rng.random() < OTHER_PLATFORM_SHARE:
+                platform = "apple" if platform == "google" else "google"
+            start, end = max(first_seen, self._window[0]), self._window[1]
+            devices.append(self._device(app_id, platform, _moment_between(rng, start + _HOUR, end)))
+        return tuple(devices)
+
+    def _device(self, app_id: str, platform: str, first_seen: datetime) -> _Device:
+        return _Device(
+            uuid4_string(self._rng), platform, APP_PLATFORM_IDS[app_id, platform], first_seen
+        )
+
+    # What the user does.
+
+    def _sessions(self) -> list[tuple[datetime, _Device]]:
+        """App launches until the user drops the app; a second device is used from its first day."""
+        rng = self._rng
+        first = self._user.devices[0].first_seen
+        start, end = self._window
+        at = first if first >= start else start + _seconds(rng, 0, 86_400)
+        until = min(end, at + timedelta(days=rng.expovariate(1 / MEAN_APP_LIFETIME_DAYS)))
+        mean_gap = 3600 * rng.choice(MEAN_SESSION_GAP_HOURS)
+        times = []
+        while at < until:
+            times.append(at)
+            at += timedelta(seconds=600 + int(rng.expovariate(1 / mean_gap)))
+        times += [device.first_seen for device in self._user.devices[1:] if device.first_seen < end]
+        return [(at, self._session_device(at)) for at in sorted(times)]
+
+    def _session_device(self, at: datetime) -> _Device:
+        devices = self._user.devices_at(at)
+        return devices[-1] if devices[-1].first_seen == at else self._rng.choice(devices)
+
+    def _walk(self, sessions: list[tuple[datetime, _Device]]) -> None:
+        """Paywalls shown session by session; buyers buy in one of their first sessions."""
+        rng = self._rng
+        buys_in = None
+        if self._journey not in ("browse", "existing"):
+            buys_in = rng.choices(range(len(PURCHASE_SESSION_WEIGHTS)), PURCHASE_SESSION_WEIGHTS)[0]
+        for index, (at, device) in enumerate(sessions):
+            if index == buys_in and self._buy(at, device):
+                continue
+            if self._entitled(at):
+                chances: tuple[float, ...] = (SUBSCRIBER_IMPRESSION_CHANCE,)
+            elif index == 0 and not self._existing:
+                chances = (ONBOARDING_IMPRESSION_CHANCE,)
+            else:
+                chances = IMPRESSION_CHANCES
+            for chance in chances:
+                at += _seconds(rng, 20, 900)
+                if rng.random() >= chance or at >= self._window[1]:
+                    break
+                self._impression(at, device, self._paywall_for(index, at))
+
+    def _paywall_for(self, session_index: int, at: datetime) -> Paywall:
+        if self._entitled(at):
+            return SETTINGS
+        if session_index == 0 and not self._existing:
+            return ONBOARDING
+        if self._lost_at is not None and at >= self._lost_at and self._rng.random() < WINBACK_SHARE:
+            return WINBACK
+        return self._rng.choice(BROWSING_PAYWALLS)
+
+    def _buy(self, at: datetime, device: _Device) -> bool:
+        """The purchase of this user's journey, from a paywall most of the time."""
+        rng = self._rng
+        bought_at = at + _seconds(rng, 15, 300)
+        if bought_at + timedelta(seconds=1) >= self._window[1]:
+            return False
+        impression_id = None
+        if rng.random() < PAYWALL_PURCHASE_SHARE:
+            paywall = rng.choice(PURCHASE_PAYWALLS[self._journey])
+            impression_id = self._impression(at, device, paywall)
+        self._subscribe(device, bought_at, impression_id)
+        return True
+
+    def _subscribe(self, device: _Device, at: datetime, impression_id: str | None) -> None:
+        rng = self._rng
+        sku = SKUS[rng.choices(SKU_ORDER, SKU_WEIGHTS[self._journey])[0]]
+        user = self._user
+        sub = Subscription(rng, sku, device.platform, user.market, user.environment, self._window)
+        if self._journey == "existing":
+            sub.continue_existing(_moment_between(rng, at + _MINUTE, sku.renewal_after(at)))
+        elif self._journey.startswith("trial"):
+            sub.start_trial(at, impression_id, converts=self._journey == "trial_converts")
+        else:
+            sub.start_paid(at, impression_id, intro=self._journey == "intro")
+        self._entitled_from, self._lost_at = at, sub.lost_at
+        for step in sub.steps:
+            if isinstance(step, TransactionStep):
+                self._add(step.at, DEVICE_TRANSACTION, device, device.device_id, step.payload)
+            else:
+                self._add_user_event(step, device)
+
+    def _entitled(self, at: datetime) -> bool:
+        if self._entitled_from is None or at < self._entitled_from:
+            return False
+        return self._lost_at is None or at < self._lost_at
+
+    # Records.
+
+    def _impression(self, at: datetime, device: _Device, paywall: Paywall) -> str:
+        initiator = "unknown" if self._rng.random() < UNKNOWN_INITIATOR_SHARE else paywall.initiator
+        event_id = uuid4_string(self._rng)
+        payload = {
+            "id": event_id,  # Nami's impression id is the event's id
+            "developer_paywall_id": paywall.developer_paywall_id,
+            "name": paywall.name,
+            "cta_type": paywall.cta_type,
+            "controller_name": paywall.controller_names[device.platform],
+            "initiator": initiator,
+            "app_env": self._user.environment,
+        }
+        self._add(at, DEVICE_IMPRESSION, device, device.device_id, payload, event_id)
+        return event_id
+
+    def _add_user_event(self, step: UserStep, device: _Device) -> None:
+        user = self._user
+        external_id = user.external_id_at(step.at)
+        payload = step.payload_state()
+        payload["customer_journey_state"] = step.journey_state
+        payload["devices"] = [known.entry() for known in user.devices_at(step.at)]
+        payload["external_ids"] = (
+            [{"key": "external_id", "type": "uuid", "value": external_id}] if external_id else []
+        )
+        self._add(step.at, step.event_type, device, None, payload)
+
+    def _add(
+        self,
+        at: datetime,
+        event_type: str,
+        device: _Device,
+        device_id: str | None,
+        payload: dict[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        """One record in the SPEC §1 layout; `device_id` is only set on `device.*` events."""
+        user = self._user
+        record = {
+            "event_id": event_id or uuid4_string(self._rng),
+            "event_type": event_type,
+            "occurred_at": at.isoformat(),
+            "app_id": user.app_id,
+            "app_platform_id": device.app_platform_id,
+            "platform_type": device.platform,
+            "nami_user_id": user.nami_user_id,
+            "external_id": user.external_id_at(at),
+            "device_id": device_id,
+            "environment": user.environment,
+            "payload": payload,
+        }
+        self._events.append((at, len(self._events), record))
+
+
+def _moment_between(rng: random.Random, earliest: datetime, end: datetime) -> datetime:
+    """A whole second in [earliest, end); `earliest` itself when that range is empty."""
+    span = int((end - earliest).total_seconds())
+    return earliest + timedelta(seconds=rng.randrange(span)) if span > 0 else earliest
+
+
+def _window(start: date, days: int) -> tuple[datetime, datetime]:
+    begin = datetime.combine(start, time(), tzinfo=UTC)
+    return begin, begin + timedelta(days=days)
+
+
+def _check_arguments(users: int, days: int) -> None:
+    if users < 0:
+        raise ValueError(f"users must be 0 or more, got {users}")
+    if days < 1:
+        raise ValueError(f"days must be 1 or more, got {days}")
+
+
+def _user_records(seed: int, index: int, window: tuple[datetime, datetime]) -> list[dict[str, Any]]:
+    return _UserRun(random.Random(f"{seed}:{index}"), window).records()
+
+
+def generate_events(users: int, days: int, start: date, seed: int) -> Iterator[dict[str, Any]]:
+    """Sample events of `users` users over `days` days from `start` (UTC), user after user."""
+    _check_arguments(users, days)
+    window = _window(start, days)
+    for index in range(users):
+        yield from _user_records(seed, index, window)
+
+
+def write_events_ndjson(
+    path: Path,
+    users: int,
+    days: int,
+    start: date,
+    seed: int,
+    show_progress: bool = False,
+) -> int:
+    """Write `generate_events(...)` as NDJSON to `path`; returns how many events were written."""
+    _check_arguments(users, days)
+    window = _window(start, days)
+    encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+    count = 0
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        for index in tqdm(range(users), unit="user", disable=not show_progress):
+            records = _user_records(seed, index, window)
+            if records:
+                out.write("\n".join(map(encode, records)) + "\n")
+            count += len(records)
+    return count
