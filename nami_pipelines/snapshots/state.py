@@ -122,7 +122,7 @@ def _text_or_none(values: pd.Series) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _ParsedUserEvents:
+class ParsedUserEvents:
     """The state-bearing content of a batch of `user.*` events, one row per event."""
 
     events: pd.DataFrame  # USER, occurred_at, loaded_seq, event_row, flags, once_paid
@@ -130,7 +130,7 @@ class _ParsedUserEvents:
     devices: pd.DataFrame  # event_row, device_id, platform_id
 
 
-def _parse_user_events(user_events: pd.DataFrame) -> _ParsedUserEvents:
+def parse_user_events(user_events: pd.DataFrame) -> ParsedUserEvents:
     payloads = [json.loads(text) for text in user_events["payload"]]
     journeys = [payload.get("customer_journey_state") or {} for payload in payloads]
     event_rows = np.arange(len(payloads))
@@ -174,7 +174,7 @@ def _parse_user_events(user_events: pd.DataFrame) -> _ParsedUserEvents:
     rows_with_active = np.zeros(len(events), dtype=bool)
     rows_with_active[entitlements["event_row"].to_numpy()[active_then]] = True
     events["once_paid"] = rows_with_active & ~events["in_trial_period"].to_numpy()
-    return _ParsedUserEvents(events, entitlements, devices)
+    return ParsedUserEvents(events, entitlements, devices)
 
 
 def _latest_external_ids(state: SnapshotState, events: pd.DataFrame) -> pd.DataFrame:
@@ -201,7 +201,7 @@ def _latest_external_ids(state: SnapshotState, events: pd.DataFrame) -> pd.DataF
 
 
 def _latest_user_events(
-    state: SnapshotState, parsed: _ParsedUserEvents
+    state: SnapshotState, parsed: ParsedUserEvents
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """E per user: the greater of the state's E and this batch's latest `user.*` event."""
     with_e = state.users[state.users["last_seq"] >= 0]
@@ -237,9 +237,10 @@ def _latest_user_events(
     return winners.drop(columns="event_row"), entitlements
 
 
-def _latest_devices(
-    state: SnapshotState, events: pd.DataFrame, parsed: _ParsedUserEvents, user_events: pd.DataFrame
+def device_observations(
+    events: pd.DataFrame, parsed: ParsedUserEvents, user_events: pd.DataFrame
 ) -> pd.DataFrame:
+    """Every sighting of a user's device in these events, with its platform and ordering key."""
     with_device = events[events["device_id"].notna()]
     from_column = pd.DataFrame(
         {
@@ -262,11 +263,23 @@ def _latest_devices(
             "rank": _RANK_DEVICES_LIST,
         }
     )
-    candidates = pd.concat([state.devices, from_column, from_payload], ignore_index=True)
+    return pd.concat([from_column, from_payload], ignore_index=True)
+
+
+def latest_per_device(candidates: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The latest sighting per `keys` + device: its platform is the one that counts."""
     ordered = candidates.sort_values(
-        [USER, "device_id", "seen_at", "seen_seq", "rank"], kind="stable"
+        [*keys, "device_id", "seen_at", "seen_seq", "rank"], kind="stable"
     )
-    return ordered.drop_duplicates([USER, "device_id"], keep="last").reset_index(drop=True)
+    return ordered.drop_duplicates([*keys, "device_id"], keep="last").reset_index(drop=True)
+
+
+def user_rows(events: pd.DataFrame) -> pd.DataFrame:
+    """The events that belong to a user, with `occurred_at` in one datetime resolution."""
+    events = events[events[USER].notna()]
+    return events.assign(
+        occurred_at=pd.to_datetime(events["occurred_at"], utc=True).astype("datetime64[us, UTC]")
+    )
 
 
 def advance_state(state: SnapshotState, events: pd.DataFrame) -> SnapshotState:
@@ -275,17 +288,15 @@ def advance_state(state: SnapshotState, events: pd.DataFrame) -> SnapshotState:
     The caller chooses which events count (e.g. those with `occurred_at` in a day); rows without
     a `nami_user_id` do not belong to any user's snapshot and are ignored.
     """
-    events = events[events[USER].notna()]
+    events = user_rows(events)
     if events.empty:
         return state
-    events = events.assign(
-        occurred_at=pd.to_datetime(events["occurred_at"], utc=True).astype("datetime64[us, UTC]")
-    )
     user_events = events[events["event_type"].str.startswith(USER_EVENT_PREFIX)]
-    parsed = _parse_user_events(user_events)
+    parsed = parse_user_events(user_events)
     winners, entitlements = _latest_user_events(state, parsed)
     external_ids = _latest_external_ids(state, events)
-    devices = _latest_devices(state, events, parsed, user_events)
+    observed = device_observations(events, parsed, user_events)
+    devices = latest_per_device(pd.concat([state.devices, observed], ignore_index=True), [USER])
     previously_paid = state.users.loc[state.users["once_paid"], USER]
     paid_now = parsed.events.loc[parsed.events["once_paid"], USER]
     paid = pd.Index(pd.concat([previously_paid, paid_now]).unique())
