@@ -28,3 +28,15 @@ KNOWN_EVENT_TYPES: Final[frozenset[str]] = frozenset(SENDABLE_EVENT_TYPES)
 def is_user_event(event_type: str) -> bool:
     """`user.*` events carry the user's whole state; they drive the attribute snapshot."""
     return event_type.startswith(USER_EVENT_PREFIX)
+
+
+# The booleans of a `user.*` payload's `customer_journey_state`, in Nami's order.
+JOURNEY_STATE_FLAGS: Final[tuple[str, ...]] = (
+    "former_subscriber",
+    "in_grace_period",
+    "in_trial_period",
+    "in_intro_offer_period",
+    "in_pause",
+    "is_cancelled",
+    "in_account_hold",
+)

@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -65,7 +66,7 @@ PAYWALL_PURCHASE_SHARE = 0.9  # the rest buy from the app's own screens, with no
 MEAN_SESSION_GAP_HOURS: Final = (4, 8, 16, 36)
 MEAN_APP_LIFETIME_DAYS = 45
 IMPRESSION_CHANCES: Final = (0.6, 0.2)  # a 1st and a 2nd paywall in a session, if not subscribed
-SUBSCRIBER_IMPRESSION_CHANCE = 0.05
+SUBSCRIBER_IMPRESSION_CHANCE = 0.03  # upsell paywalls in settings
 ONBOARDING_IMPRESSION_CHANCE = 0.85
 WINBACK_SHARE = 0.5  # of paywalls shown to users whose subscription ended
 UNKNOWN_INITIATOR_SHARE = 0.05  # older SDKs do not report who opened the paywall
@@ -83,6 +84,7 @@ class Paywall:
 
 
 def _paywall(pid: str, name: str, cta: str, initiator: str, screen: str) -> Paywall:
+    """iOS screens are view controllers, Android screens activities, named after the screen."""
     return Paywall(
         pid,
         name,
@@ -121,11 +123,14 @@ _HOUR = timedelta(hours=1)
 
 
 def _seconds(rng: random.Random, low: int, high: int) -> timedelta:
+    """A whole number of seconds: timestamps stay at second precision, as Nami sends them."""
     return timedelta(seconds=rng.randrange(low, high))
 
 
 @dataclass(frozen=True, slots=True)
 class _Device:
+    """One install of the app; Nami knows it (and lists it on the user) from `first_seen`."""
+
     device_id: str
     platform: str
     app_platform_id: str
@@ -139,6 +144,8 @@ class _Device:
 
 @dataclass(frozen=True, slots=True)
 class _User:
+    """Who the user is for the whole window; only what is known at a given moment is emitted."""
+
     nami_user_id: str
     app_id: str
     environment: str
@@ -148,9 +155,11 @@ class _User:
     devices: tuple[_Device, ...]
 
     def external_id_at(self, at: datetime) -> str | None:
+        """Null before the login that set it: earlier events were sent without it."""
         return self.external_id if at >= self.identified_at else None
 
     def devices_at(self, at: datetime) -> tuple[_Device, ...]:
+        """The devices Nami has seen for the user by then (payloads accumulate, never forget)."""
         return tuple(device for device in self.devices if device.first_seen <= at)
 
 
@@ -174,15 +183,17 @@ class _UserRun:
         if self._existing:
             self._subscribe(self._user.devices[0], self._window[0], None)
         self._walk(sessions)
-        self._events.sort(key=lambda event: (event[0], event[1]))
+        self._events.sort(key=itemgetter(0, 1))
         return [record for _, _, record in self._events]
 
     # Who the user is.
 
     def _draw_journey(self) -> str:
+        """A new user's intent; whether a buyer gets to buy depends on their sessions."""
         return self._rng.choices(NEW_USER_JOURNEYS, NEW_USER_JOURNEY_WEIGHTS)[0]
 
     def _draw_user(self) -> _User:
+        """App, environment, market, identity and devices: fixed before anything happens."""
         rng = self._rng
         start, end = self._window
         app_id = STAGING_APP_ID if rng.random() < STAGING_APP_SHARE else PRODUCTION_APP_ID
@@ -193,6 +204,7 @@ class _UserRun:
             else _moment_between(rng, start, end)
         )
         identity = rng.random()
+        # Drawn even for users who never log in, so the rest of their stream is unchanged.
         external_id: str | None = uuid4_string(rng)
         if identity < EXTERNAL_ID_FROM_START_SHARE:
             identified_at = first_seen
@@ -226,6 +238,7 @@ class _UserRun:
         return tuple(devices)
 
     def _device(self, app_id: str, platform: str, first_seen: datetime) -> _Device:
+        """A device of the user's app; its platform decides the app platform id."""
         return _Device(
             uuid4_string(self._rng), platform, APP_PLATFORM_IDS[app_id, platform], first_seen
         )
@@ -248,6 +261,7 @@ class _UserRun:
         return [(at, self._session_device(at)) for at in sorted(times)]
 
     def _session_device(self, at: datetime) -> _Device:
+        """A new device's first session is on it; later sessions use any device of the user."""
         devices = self._user.devices_at(at)
         return devices[-1] if devices[-1].first_seen == at else self._rng.choice(devices)
 
@@ -273,6 +287,7 @@ class _UserRun:
                 self._impression(at, device, self._paywall_for(index, at))
 
     def _paywall_for(self, session_index: int, at: datetime) -> Paywall:
+        """Onboarding first, upsell for subscribers, win-back for lapsed ones, else any offer."""
         if self._entitled(at):
             return SETTINGS
         if session_index == 0 and not self._existing:
@@ -295,6 +310,7 @@ class _UserRun:
         return True
 
     def _subscribe(self, device: _Device, at: datetime, impression_id: str | None) -> None:
+        """Walk the user's subscription and turn its steps into records on the buying device."""
         rng = self._rng
         sku = SKUS[rng.choices(SKU_ORDER, SKU_WEIGHTS[self._journey])[0]]
         user = self._user
@@ -313,6 +329,7 @@ class _UserRun:
                 self._add_user_event(step, device)
 
     def _entitled(self, at: datetime) -> bool:
+        """Whether the user had access at `at` (pauses aside): subscribers see few paywalls."""
         if self._entitled_from is None or at < self._entitled_from:
             return False
         return self._lost_at is None or at < self._lost_at
@@ -320,6 +337,7 @@ class _UserRun:
     # Records.
 
     def _impression(self, at: datetime, device: _Device, paywall: Paywall) -> str:
+        """A paywall shown on a device; returns its id for the purchase it may lead to."""
         initiator = "unknown" if self._rng.random() < UNKNOWN_INITIATOR_SHARE else paywall.initiator
         event_id = uuid4_string(self._rng)
         payload = {
@@ -335,6 +353,7 @@ class _UserRun:
         return event_id
 
     def _add_user_event(self, step: UserStep, device: _Device) -> None:
+        """A `user.*` record: the journey's state plus what Nami knows of the user by then."""
         user = self._user
         external_id = user.external_id_at(step.at)
         payload = step.payload_state()
@@ -379,11 +398,13 @@ def _moment_between(rng: random.Random, earliest: datetime, end: datetime) -> da
 
 
 def _window(start: date, days: int) -> tuple[datetime, datetime]:
+    """[start, start + days) in UTC: every event falls inside it."""
     begin = datetime.combine(start, time(), tzinfo=UTC)
     return begin, begin + timedelta(days=days)
 
 
 def _check_arguments(users: int, days: int) -> None:
+    """Refuse nonsense up front, with a message the command line can print as is."""
     if users < 0:
         raise ValueError(f"users must be 0 or more, got {users}")
     if days < 1:
@@ -391,15 +412,18 @@ def _check_arguments(users: int, days: int) -> None:
 
 
 def _user_records(seed: int, index: int, window: tuple[datetime, datetime]) -> list[dict[str, Any]]:
+    """One user's records from their own stream, so users are independent of each other."""
     return _UserRun(random.Random(f"{seed}:{index}"), window).records()
 
 
 def generate_events(users: int, days: int, start: date, seed: int) -> Iterator[dict[str, Any]]:
-    """Sample events of `users` users over `days` days from `start` (UTC), user after user."""
+    """Sample events of `users` users over `days` days from `start` (UTC), user after user.
+
+    Bad arguments fail here, not at the first `next()`. Records are fresh dicts per call.
+    """
     _check_arguments(users, days)
     window = _window(start, days)
-    for index in range(users):
-        yield from _user_records(seed, index, window)
+    return (record for index in range(users) for record in _user_records(seed, index, window))
 
 
 def write_events_ndjson(
@@ -415,7 +439,7 @@ def write_events_ndjson(
     window = _window(start, days)
     encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
     count = 0
-    with path.open("w", encoding="utf-8", newline="\n") as out:
+    with Path(path).open("w", encoding="utf-8", newline="\n") as out:
         for index in tqdm(range(users), unit="user", disable=not show_progress):
             records = _user_records(seed, index, window)
             if records:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from nami_pipelines.event_types import KNOWN_EVENT_TYPES
+from nami_pipelines.event_types import JOURNEY_STATE_FLAGS, KNOWN_EVENT_TYPES
 
 ENTITLEMENT_REF_ID = "premium"
 TRIAL_LENGTH = timedelta(days=7)
@@ -24,15 +24,6 @@ TRIAL_LENGTH = timedelta(days=7)
 USER_EVENT_LAG = timedelta(seconds=1)
 
 # The seven `customer_journey_state` booleans, in the order Nami's payloads list them.
-JOURNEY_FLAGS: tuple[str, ...] = (
-    "former_subscriber",
-    "in_grace_period",
-    "in_trial_period",
-    "in_intro_offer_period",
-    "in_pause",
-    "is_cancelled",
-    "in_account_hold",
-)
 
 
 def _known(event_type: str) -> str:
@@ -60,7 +51,7 @@ SOURCE_APP = "external"
 SOURCE_STORE = "marketplace"
 
 # How journeys branch. Pauses and billing retries are rarer in real life than here: the rates are
-# raised so that a few hundred users already show every event type.
+# raised so that a thousand users reliably show every event type (a few hundred usually do).
 TRIAL_CANCEL_SHARE = 0.8  # trials that do not convert were mostly cancelled before the end
 CANCEL_PER_PERIOD = {"week": 0.10, "month": 0.18, "year": 0.08}
 BILLING_ISSUE_RATE = 0.09
@@ -238,7 +229,7 @@ class Subscription:
         self._environment = environment
         self._start, self._end = window
         self._expiration: datetime | None = None
-        self._flags = dict.fromkeys(JOURNEY_FLAGS, False)
+        self._flags = dict.fromkeys(JOURNEY_STATE_FLAGS, False)
         self._original_transaction_id = original_transaction_id(rng, platform)
         self._charges = 0
         self._intro = False
@@ -253,9 +244,9 @@ class Subscription:
         self._user_event(at + USER_EVENT_LAG, TRIAL_STARTED)
         self._user_event(at + USER_EVENT_LAG, PURCHASED)
         trial_end = self._expiration
-        self._flags["in_trial_period"] = False
         if not converts and self._rng.random() < TRIAL_CANCEL_SHARE:
             self._cancel_between(at + USER_EVENT_LAG, trial_end)
+        self._flags["in_trial_period"] = False
         if not converts:
             self._lose_access(trial_end, TRIAL_DID_NOT_CONVERT)
             return

@@ -12,6 +12,7 @@ from typing import Any
 
 from nami_pipelines.event_types import (
     DEVICE_TRANSACTION,
+    JOURNEY_STATE_FLAGS,
     KNOWN_EVENT_TYPES,
     is_user_event,
 )
@@ -22,15 +23,6 @@ ID_MAX_LENGTH = 128
 EXTERNAL_ID_MAX_LENGTH = 512
 EVENT_ID_MAX_LENGTH = 64
 FUTURE_TOLERANCE = timedelta(days=1)
-JOURNEY_FLAGS = (
-    "former_subscriber",
-    "in_grace_period",
-    "in_trial_period",
-    "in_intro_offer_period",
-    "in_pause",
-    "is_cancelled",
-    "in_account_hold",
-)
 
 
 class InvalidEvent(ValueError):
@@ -87,7 +79,7 @@ def _check_user_payload(payload: dict[str, Any]) -> None:
     state = payload.get("customer_journey_state", {})
     if not isinstance(state, dict):
         raise InvalidEvent("payload.customer_journey_state must be an object")
-    for flag in JOURNEY_FLAGS:
+    for flag in JOURNEY_STATE_FLAGS:
         if not isinstance(state.get(flag, False), bool):
             raise InvalidEvent(f"payload.customer_journey_state.{flag} must be a boolean")
     devices = payload.get("devices", [])
