@@ -157,12 +157,14 @@ class EventStore:
         occurred_until: datetime | None = None,
         loaded_after_seq: int | None = None,
         app_id: str | None = None,
+        nami_user_ids: Sequence[str] | None = None,
         chunk_rows: int = READ_CHUNK_ROWS,
     ) -> Iterator[pd.DataFrame]:
         """Stream events in chunks, `occurred_after < occurred_at <= occurred_until`.
 
         Chunks are ordered by `loaded_seq` and bounded in size, so no caller ever holds the whole
-        table; `occurred_at` comes back as UTC-aware datetimes on both databases.
+        table; `occurred_at` comes back as UTC-aware datetimes on both databases. With
+        `nami_user_ids`, only those users' events (queried a slice of users at a time).
         """
         query = select(nami_events).order_by(nami_events.c.loaded_seq)
         if occurred_after is not None:
@@ -173,6 +175,59 @@ class EventStore:
             query = query.where(nami_events.c.loaded_seq > loaded_after_seq)
         if app_id is not None:
             query = query.where(nami_events.c.app_id == app_id)
+        if nami_user_ids is None:
+            yield from self._stream(query, chunk_rows)
+            return
+        users = list(dict.fromkeys(nami_user_ids))
+        for start in range(0, len(users), _PRESENCE_QUERY_CHUNK):
+            chunk = users[start : start + _PRESENCE_QUERY_CHUNK]
+            yield from self._stream(query.where(nami_events.c.nami_user_id.in_(chunk)), chunk_rows)
+
+    def read_events_by_user(
+        self,
+        *,
+        occurred_after: datetime,
+        occurred_until: datetime,
+        app_id: str,
+        chunk_rows: int = READ_CHUNK_ROWS,
+    ) -> Iterator[pd.DataFrame]:
+        """An app's events in a window, in chunks that never split one user's events.
+
+        Delivery needs all of a user's events of the window together (the attributes as of an
+        event depend on the devices seen earlier that day). Events without a user come first.
+        """
+        query = (
+            select(nami_events)
+            .where(
+                nami_events.c.app_id == app_id,
+                nami_events.c.occurred_at > occurred_after,
+                nami_events.c.occurred_at <= occurred_until,
+            )
+            .order_by(
+                nami_events.c.nami_user_id.nulls_first(),
+                nami_events.c.occurred_at,
+                nami_events.c.loaded_seq,
+            )
+        )
+        pending: pd.DataFrame | None = None
+        for frame in self._stream(query, chunk_rows):
+            combined = frame if pending is None else pd.concat([pending, frame], ignore_index=True)
+            users = combined["nami_user_id"]
+            last_user = users.iloc[-1]
+            boundary = (
+                len(combined) - int((users == last_user).sum())
+                if isinstance(last_user, str)
+                else len(combined)
+            )
+            if boundary == 0:
+                pending = combined
+                continue
+            yield combined.iloc[:boundary].reset_index(drop=True)
+            pending = combined.iloc[boundary:].reset_index(drop=True)
+        if pending is not None and len(pending):
+            yield pending
+
+    def _stream(self, query: Any, chunk_rows: int) -> Iterator[pd.DataFrame]:
         names = [column.name for column in nami_events.columns]
         with self.engine.connect() as connection:
             result = connection.execution_options(stream_results=True).execute(query)
@@ -180,6 +235,33 @@ class EventStore:
                 frame = pd.DataFrame.from_records(rows, columns=names)
                 frame["occurred_at"] = to_utc_series(frame["occurred_at"])
                 yield frame
+
+    def latest_contact(
+        self, users: Sequence[str], *, app_id: str, platform_type: str | None
+    ) -> pd.DataFrame:
+        """Per user with events in this app (and platform), the environment and device of the
+        latest such event: where an attribute-only update for the user belongs."""
+        conditions = [nami_events.c.app_id == app_id]
+        if platform_type is not None:
+            conditions.append(nami_events.c.platform_type == platform_type)
+        columns = ["nami_user_id", "environment", "device_id", "occurred_at", "loaded_seq"]
+        frames = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(users), _PRESENCE_QUERY_CHUNK):
+                chunk = list(users[start : start + _PRESENCE_QUERY_CHUNK])
+                query = select(*(nami_events.c[name] for name in columns)).where(
+                    *conditions, nami_events.c.nami_user_id.in_(chunk)
+                )
+                frames.append(pd.DataFrame(connection.execute(query).all(), columns=columns))
+        if not frames:
+            return pd.DataFrame(columns=["nami_user_id", "environment", "device_id"])
+        rows = pd.concat(frames, ignore_index=True)
+        rows["occurred_at"] = to_utc_series(rows["occurred_at"])
+        rows = rows.sort_values(["nami_user_id", "occurred_at", "loaded_seq"], kind="stable")
+        latest = rows.drop_duplicates("nami_user_id", keep="last").set_index("nami_user_id")
+        devices = rows[rows["device_id"].notna()].drop_duplicates("nami_user_id", keep="last")
+        latest["device_id"] = devices.set_index("nami_user_id")["device_id"].reindex(latest.index)
+        return latest[["environment", "device_id"]].reset_index()
 
     def count_events(self) -> int:
         with self.engine.connect() as connection:
