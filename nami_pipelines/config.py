@@ -118,7 +118,8 @@ class MParticleIntegration(_IntegrationBase):
     base_url: str | None = None
     credentials: MParticleCredentials
     customer_id: IdChoice = "external_id"
-    partner_identity: str | None = None
+    # The schema's identity slot the workspace registered for the Nami user id (SPEC §4).
+    partner_identity: Literal["other", "other_id_2", "other_id_3", "other_id_4"] | None = None
     historical_after_days: int = Field(default=30, ge=1, le=3650)
 
     @field_validator("platform")

@@ -1,0 +1,39 @@
+"""What a destination client offers the send loop, and what it reports back while it works."""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from nami_pipelines.destinations.http import DispatchStats, Unresolved
+from nami_pipelines.destinations.outcomes import Outcome
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.snapshots.attributes import UserAttributes
+
+
+class DeliverySink(Protocol):
+    """Receives results as they happen, so a crash loses at most the requests in flight."""
+
+    def outcomes(self, outcomes: list[Outcome], attempts: int) -> None: ...
+
+    def unresolved(self, unresolved: Unresolved) -> None: ...
+
+    def attributes_delivered(
+        self, users: Sequence[str], attributes: dict[str, UserAttributes]
+    ) -> None: ...
+
+
+class DestinationClient(Protocol):
+    """One integration's sender: maps, packs to the API's limits, sends, and reports."""
+
+    stats: DispatchStats
+
+    def send_events(
+        self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
+    ) -> None: ...
+
+    def send_attribute_updates(
+        self,
+        targets: Sequence[AttributeUpdateTarget],
+        *,
+        sink: DeliverySink,
+        attributes: dict[str, UserAttributes],
+    ) -> None: ...

@@ -1,0 +1,74 @@
+"""The APIs' size limits (SPEC §4, §5) and the trimming both mappings apply to stay inside them.
+
+Values are trimmed rather than refused: one over-long paywall name must not cost the event, and
+the receiving APIs truncate anyway; trimming here makes what is sent, and recorded, exact.
+Byte limits use the strict decimal reading ("128 KB" = 128,000 bytes): a request that fits
+here fits whichever reading the API applies.
+"""
+
+import json
+from collections.abc import Iterable
+from typing import Any, Final
+
+# mParticle Events API (SPEC §4).
+MPARTICLE_MAX_BATCHES_PER_REQUEST: Final = 100
+MPARTICLE_MAX_REQUEST_BYTES: Final = 256_000
+MPARTICLE_MAX_BATCH_BYTES: Final = 128_000
+MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS: Final = 4096
+MPARTICLE_MAX_LIST_ENTRIES: Final = 1000
+MPARTICLE_MAX_LIST_ENTRY_CHARS: Final = 512
+
+# Amplitude HTTP V2 API (SPEC §5).
+AMPLITUDE_MAX_EVENTS_PER_REQUEST: Final = 2000
+AMPLITUDE_MAX_REQUEST_BYTES: Final = 1_000_000
+AMPLITUDE_MAX_PROPERTY_CHARS: Final = 1024
+# Amplitude documents no array length limit; the mParticle one keeps both profiles alike.
+AMPLITUDE_MAX_ARRAY_ENTRIES: Final = MPARTICLE_MAX_LIST_ENTRIES
+AMPLITUDE_DEFAULT_MIN_ID_LENGTH: Final = 5
+
+# One compact encoder for every body: `json.dumps(..., separators=...)` builds a new encoder per
+# call. ASCII output means the byte length is the character length and any text, even a lone
+# surrogate, encodes; NaN never reaches here (events are validated) and must not go out unnoticed.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False)
+_CANONICAL: Final = json.JSONEncoder(
+    separators=(",", ":"), allow_nan=False, check_circular=False, sort_keys=True
+)
+
+
+def encode(value: Any) -> bytes:
+    """Compact JSON bytes, the form in which everything is measured and sent."""
+    return _ENCODER.encode(value).encode("ascii")
+
+
+def canonical_text(value: Any) -> str:
+    """Key-sorted compact JSON: the same value always gives the same text (ids, stringified
+    objects)."""
+    return _CANONICAL.encode(value)
+
+
+def trim(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters."""
+    return text if len(text) <= limit else text[:limit]
+
+
+def as_text(value: Any) -> str:
+    """A scalar as the text mParticle receives: booleans as `true`/`false` (as the flags are),
+    numbers in their shortest exact form, anything structured as canonical JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return canonical_text(value)
+
+
+def trim_list(values: Iterable[Any], max_entries: int, max_chars: int) -> list[str]:
+    """A list attribute as strings: at most `max_entries`, each at most `max_chars`. The lists
+    are sorted (SPEC §2), so the kept entries are always the same ones."""
+    kept: list[str] = []
+    for value in values:
+        if len(kept) == max_entries:
+            break
+        kept.append(trim(as_text(value), max_chars))
+    return kept

@@ -1,0 +1,301 @@
+"""Nami events and attribute updates as mParticle Events API batches (SPEC §4).
+
+A batch is one user in one environment. A user's events are cut into batches that each end at a
+`user.*` event and carry `user_attributes` as of it, because mParticle applies a batch's
+attributes to the profile it forwards the batch's events with: so every `user.*` event travels
+with the attributes as of itself. Device events after a user's last `user.*` event go last,
+without attributes. Every batch built here validates against the official draft-07 schema,
+including the optional Nami user id identity (see `_with_nami_identity`).
+"""
+
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from nami_pipelines.config import MParticleIntegration
+from nami_pipelines.destinations.limits import (
+    MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
+    MPARTICLE_MAX_LIST_ENTRIES,
+    MPARTICLE_MAX_LIST_ENTRY_CHARS,
+    as_text,
+    canonical_text,
+    trim,
+    trim_list,
+)
+from nami_pipelines.destinations.outgoing import (
+    SANDBOX,
+    SANDBOX_DROPPED_REASON,
+    AttributeUpdateTarget,
+    OutgoingEvent,
+    Skipped,
+    chosen_id,
+    epoch_ms,
+    event_attributes,
+    missing_id_reason,
+    sandbox_dropped,
+    total_amount,
+)
+from nami_pipelines.event_types import (
+    DEVICE_TRANSACTION,
+    SENDABLE_EVENT_TYPES,
+    is_user_event,
+)
+from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
+
+# Fixed for good: request and message ids derived from it must stay stable across releases.
+NAMESPACE: Final = uuid.UUID("79426d10-a8cd-413a-9e94-0e28b5ac9878")
+# The schema's `Uuid` pattern; matched whole, as the Rust validator does (no trailing newline).
+_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_SEPARATOR: Final = "\x1f"
+DEVELOPMENT: Final = "development"
+PRODUCTION: Final = "production"
+
+
+def _user_event_name(event_type: str) -> str:
+    """`user.subscription.renewed` -> `renewed`, `user.journey.trial.converted` ->
+    `trial_converted`: the names Nami's mParticle feed uses."""
+    kind, _, action = event_type.removeprefix("user.").rpartition(".")
+    return action if kind == "subscription" else f"{kind.rsplit('.', 1)[-1]}_{action}"
+
+
+USER_EVENT_NAMES: Final[dict[str, str]] = {
+    event_type: _user_event_name(event_type)
+    for event_type in SENDABLE_EVENT_TYPES
+    if is_user_event(event_type)
+}
+IMPRESSION_EVENT_NAME: Final = "impression"
+
+
+@dataclass(frozen=True, slots=True)
+class MParticleBatch:
+    """One batch (one user, one environment): its JSON `body` and the Nami events it carries,
+    in order (empty for an attribute update)."""
+
+    body: dict[str, Any]
+    event_ids: tuple[str, ...]
+    nami_user_id: str | None
+
+
+# (mParticle environment, customer_id, nami_user_id): what one batch may not mix.
+_BatchKey = tuple[str, str, str | None]
+
+
+def build_mparticle_batches(
+    events: Sequence[OutgoingEvent], integration: MParticleIntegration
+) -> tuple[list[MParticleBatch], list[Skipped]]:
+    """The batches for `events`, users in order of first appearance, each user's batches in
+    time order; and the events that cannot be sent, with the reason."""
+    groups: dict[_BatchKey, list[OutgoingEvent]] = {}
+    skipped: list[Skipped] = []
+    for item in events:
+        event = item.event
+        if sandbox_dropped(event.environment, integration.sandbox):
+            skipped.append(Skipped(event.event_id, event.nami_user_id, SANDBOX_DROPPED_REASON))
+            continue
+        customer_id = _customer_id(integration, event.external_id, event.nami_user_id)
+        if customer_id is None:
+            skipped.append(
+                Skipped(event.event_id, event.nami_user_id, _missing_customer_id(integration))
+            )
+            continue
+        key = (_environment(event.environment), customer_id, event.nami_user_id)
+        groups.setdefault(key, []).append(item)
+    batches: list[MParticleBatch] = []
+    for key, items in groups.items():
+        items.sort(key=_occurred_at)  # stable: simultaneous events keep their input order
+        batches.extend(_user_batches(key, items, integration))
+    return batches, skipped
+
+
+def build_mparticle_attribute_batch(
+    target: AttributeUpdateTarget, integration: MParticleIntegration
+) -> MParticleBatch | Skipped:
+    """An attribute update: a batch with `user_attributes` and no events (SPEC §4)."""
+    if sandbox_dropped(target.environment, integration.sandbox):
+        return Skipped(None, target.nami_user_id, SANDBOX_DROPPED_REASON)
+    customer_id = _customer_id(integration, target.external_id, target.nami_user_id)
+    if customer_id is None:
+        return Skipped(None, target.nami_user_id, _missing_customer_id(integration))
+    environment = _environment(target.environment)
+    attributes = mparticle_user_attributes(target.attributes)
+    as_of = "" if target.as_of is None else target.as_of.isoformat()
+    request_id = _request_id(
+        integration.name, "attributes", environment, customer_id, as_of, canonical_text(attributes)
+    )
+    body = _batch_head(integration, environment, customer_id, target.nami_user_id, request_id)
+    body["user_attributes"] = attributes
+    return MParticleBatch(body, (), target.nami_user_id)
+
+
+def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | list[str]]:
+    """The `namiml_*` attributes as mParticle takes them: lists of strings within its list
+    limits, flags as the strings "true"/"false" (SPEC §4)."""
+    mapped: dict[str, str | list[str]] = {}
+    for name in ATTRIBUTE_NAMES:
+        value = attributes.get(name)
+        if isinstance(value, bool):
+            mapped[name] = "true" if value else "false"
+        elif value is not None:
+            mapped[name] = trim_list(
+                value, MPARTICLE_MAX_LIST_ENTRIES, MPARTICLE_MAX_LIST_ENTRY_CHARS
+            )
+    return mapped
+
+
+def message_id(event_id: str) -> str:
+    """`source_message_id`: the event id itself, which Nami sends as a UUID; any other id is
+    turned into a stable UUID (the schema requires one), so retries still deduplicate."""
+    if _UUID.fullmatch(event_id):
+        return event_id
+    return str(uuid.uuid5(NAMESPACE, event_id))
+
+
+def _customer_id(
+    integration: MParticleIntegration, external_id: str | None, nami_user_id: str | None
+) -> str | None:
+    return chosen_id(
+        integration.customer_id, integration.fallback_to_nami_user_id, external_id, nami_user_id
+    )
+
+
+def _missing_customer_id(integration: MParticleIntegration) -> str:
+    return missing_id_reason(
+        integration.customer_id, integration.fallback_to_nami_user_id, "customer_id"
+    )
+
+
+def _environment(nami_environment: str) -> str:
+    return DEVELOPMENT if nami_environment == SANDBOX else PRODUCTION
+
+
+def _occurred_at(item: OutgoingEvent) -> datetime:
+    return item.event.occurred_at
+
+
+def _user_batches(
+    key: _BatchKey, items: list[OutgoingEvent], integration: MParticleIntegration
+) -> Iterator[MParticleBatch]:
+    """One user's batches. A batch closes after a `user.*` event unless the next `user.*`
+    event has the same attributes (e.g. `trial.started` and `purchased` at one instant):
+    every `user.*` event still travels with the attributes as of itself, in fewer batches."""
+    mapped: list[dict[str, Any]] = []
+    event_ids: list[str] = []
+    pending: UserAttributes | None = None  # attributes of the last user.* event in `mapped`
+    cut = 0  # `mapped[:cut]` ends at that event
+    for item in items:
+        event = item.event
+        attributes = item.attributes if is_user_event(event.event_type) else None
+        if attributes is not None and pending is not None and attributes != pending:
+            yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
+            del mapped[:cut], event_ids[:cut]
+        mapped.append(mparticle_event(event, integration))
+        event_ids.append(event.event_id)
+        if attributes is not None:
+            pending, cut = attributes, len(mapped)
+    if pending is not None:
+        yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
+        del mapped[:cut], event_ids[:cut]
+    if mapped:
+        yield _batch(key, mapped, event_ids, None, integration)
+
+
+def _batch(
+    key: _BatchKey,
+    events: list[dict[str, Any]],
+    event_ids: list[str],
+    attributes: UserAttributes | None,
+    integration: MParticleIntegration,
+) -> MParticleBatch:
+    environment, customer_id, nami_user_id = key
+    request_id = _request_id(integration.name, "events", *sorted(event_ids))
+    body = _batch_head(integration, environment, customer_id, nami_user_id, request_id)
+    if attributes is not None:
+        body["user_attributes"] = mparticle_user_attributes(attributes)
+    body["events"] = events
+    return MParticleBatch(body, tuple(event_ids), nami_user_id)
+
+
+def _request_id(*parts: str) -> str:
+    """`source_request_id`: derived from what the batch is, so a retry of the same batch,
+    even after a restart, reuses it."""
+    return str(uuid.uuid5(NAMESPACE, _SEPARATOR.join(parts)))
+
+
+def _batch_head(
+    integration: MParticleIntegration,
+    environment: str,
+    customer_id: str,
+    nami_user_id: str | None,
+    request_id: str,
+) -> dict[str, Any]:
+    return {
+        "environment": environment,
+        "source_request_id": request_id,
+        "user_identities": _with_nami_identity(
+            {"customer_id": customer_id}, integration, nami_user_id
+        ),
+    }
+
+
+def _with_nami_identity(
+    identities: dict[str, str], integration: MParticleIntegration, nami_user_id: str | None
+) -> dict[str, str]:
+    """Adds the Nami user id under the identity the integration registered for it, if any.
+
+    mParticle fails requests that carry an unregistered identity, and the official schema has no
+    `partner_identities`, so the option names one of the schema's own identity slots (`other`,
+    `other_id_2`..`other_id_4`) that the workspace mapped to `namiml_user_id`; off by default.
+    """
+    if integration.partner_identity is None or nami_user_id is None:
+        return identities
+    return {**identities, integration.partner_identity: nami_user_id}
+
+
+def _attribute_value(value: Any) -> str:
+    """Event custom attributes are scalars: strings, cut to mParticle's value limit."""
+    return trim(as_text(value), MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS)
+
+
+def mparticle_event(event: NamiEvent, integration: MParticleIntegration) -> dict[str, Any]:
+    """One Nami event as an mParticle event (SPEC §4 mapping; renames override the name)."""
+    data: dict[str, Any] = {
+        "source_message_id": message_id(event.event_id),
+        "timestamp_unixtime_ms": epoch_ms(event.occurred_at),
+        "custom_attributes": event_attributes(event, _attribute_value),
+    }
+    rename = integration.event_renames.get(event.event_type)
+    if event.event_type == DEVICE_TRANSACTION:
+        _add_purchase(data, event.payload)
+        if rename is not None:
+            data["event_name"] = rename
+        return {"event_type": "commerce_event", "data": data}
+    if is_user_event(event.event_type):
+        data["custom_event_type"] = "transaction"
+        data["event_name"] = rename or USER_EVENT_NAMES[event.event_type]
+    else:  # device.impression: the schema has no impression custom event type
+        data["custom_event_type"] = "other"
+        data["event_name"] = rename or IMPRESSION_EVENT_NAME
+    return {"event_type": "custom_event", "data": data}
+
+
+def _add_purchase(data: dict[str, Any], payload: dict[str, Any]) -> None:
+    """The `purchase` product action: one product, the sku, at the paid price and quantity."""
+    sku = payload["sku_ref_id"]
+    price = payload["price"]
+    quantity = payload.get("quantity", 1)
+    action: dict[str, Any] = {
+        "action": "purchase",
+        "total_amount": total_amount(price, quantity),
+        "products": [{"id": sku, "name": sku, "price": price, "quantity": quantity}],
+    }
+    transaction_id = payload.get("transaction_id")
+    if transaction_id is not None:
+        action["transaction_id"] = as_text(transaction_id)
+    data["product_action"] = action
+    data["currency_code"] = payload["currency"]
