@@ -3,11 +3,15 @@
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
 from nami_pipelines.events.store import EventStore
+
+if TYPE_CHECKING:
+    from nami_pipelines.emulators import EmulatorProcess
 
 POSTGRES_URL_VARIABLE = "NAMI_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_VARIABLE = "NAMI_REQUIRE_POSTGRES"
@@ -68,3 +72,83 @@ def event_store(database_url: str) -> Iterator[EventStore]:
     store = EventStore(database_url)
     yield store
     store.engine.dispose()
+
+
+# Credentials the emulator accepts; tests put them in the environment by variable name, as a
+# user would, and grep for them where they must never appear.
+MPARTICLE_KEYS = {
+    "ios_feed": ("us1-ios-key-8f3a", "ios-secret-5c2e91"),
+    "android_feed": ("us1-android-key-b71d", "android-secret-0d4c77"),
+}
+AMPLITUDE_KEYS = {"amplitude_prod": "amp-prod-key-4e9b2f", "amplitude_eu": "amp-eu-key-71aa03"}
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator["EmulatorProcess"]:
+    """One emulator process per test worker; tests reset it before use."""
+    from nami_pipelines.emulators import EmulatorProcess, EmulatorSettings
+
+    settings = EmulatorSettings(
+        mparticle_credentials=dict(MPARTICLE_KEYS.values()),
+        amplitude_api_keys=list(AMPLITUDE_KEYS.values()),
+    )
+    with EmulatorProcess(settings) as process:
+        yield process
+
+
+@pytest.fixture
+def fresh_emulator(emulator):
+    emulator.reset()
+    emulator.inject_faults()
+    return emulator
+
+
+@pytest.fixture
+def credentials_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The integrations' secrets in environment variables, named as the config names them."""
+    variables = {}
+    for name, (key, secret) in MPARTICLE_KEYS.items():
+        variables[f"{name.upper()}_KEY"] = key
+        variables[f"{name.upper()}_SECRET"] = secret
+    for name, key in AMPLITUDE_KEYS.items():
+        variables[f"{name.upper()}_API_KEY"] = key
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    return variables
+
+
+def integrations_document(base_url: str, app_id: str) -> dict:
+    """The demo's integrations against an emulator: an iOS and an Android feed, two projects."""
+    return {
+        "integrations": [
+            {
+                "name": "ios_feed",
+                "type": "mparticle",
+                "app_id": app_id,
+                "platform": "apple",
+                "base_url": base_url,
+                "credentials": {"key_env": "IOS_FEED_KEY", "secret_env": "IOS_FEED_SECRET"},
+                "customer_id": "nami_user_id",
+            },
+            {
+                "name": "android_feed",
+                "type": "mparticle",
+                "app_id": app_id,
+                "platform": "google",
+                "base_url": base_url,
+                "credentials": {
+                    "key_env": "ANDROID_FEED_KEY",
+                    "secret_env": "ANDROID_FEED_SECRET",
+                },
+                "customer_id": "external_id",
+            },
+            {
+                "name": "amplitude_prod",
+                "type": "amplitude",
+                "app_id": app_id,
+                "endpoint": base_url,
+                "credentials": {"api_key_env": "AMPLITUDE_PROD_API_KEY"},
+                "user_id": "external_id",
+            },
+        ]
+    }

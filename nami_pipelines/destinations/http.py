@@ -123,6 +123,7 @@ class Handling(Generic[Request]):
     outcomes: list[Outcome] = field(default_factory=list)
     retries: list[Retry[Request]] = field(default_factory=list)
     credentials_rejected: str | None = None
+    accepted: bool = False
 
 
 @dataclass(slots=True)
@@ -168,6 +169,7 @@ class Dispatcher(Generic[Request]):
     def __init__(
         self,
         *,
+        stats: DispatchStats,
         send: Callable[[Request], HttpResponse],
         handle: Callable[[Request, HttpResponse], Handling[Request]],
         event_ids: Callable[[Request], tuple[str, ...]],
@@ -183,7 +185,7 @@ class Dispatcher(Generic[Request]):
         self.max_in_flight = max_in_flight
         self.policy = policy
         self._rng = random.Random(seed)
-        self.stats = DispatchStats()
+        self.stats = stats
 
     def _attempt(self, work: _Work[Request]) -> tuple[_Work[Request], HttpResponse, Handling]:
         response = self._send(work.request)
@@ -195,6 +197,7 @@ class Dispatcher(Generic[Request]):
         *,
         on_outcomes: Callable[[list[Outcome], int], None],
         on_unresolved: Callable[[Unresolved], None],
+        on_accepted: Callable[[Request], None] | None = None,
     ) -> None:
         """Send everything; outcomes are reported as responses arrive, on this thread.
 
@@ -236,6 +239,8 @@ class Dispatcher(Generic[Request]):
                         continue
                     if handling.outcomes:
                         on_outcomes(handling.outcomes, work.attempts)
+                    if handling.accepted and on_accepted is not None:
+                        on_accepted(work.request)
                     for retry in handling.retries:
                         self._schedule(retry, work, delayed, tiebreak, on_unresolved)
             if refused is not None:

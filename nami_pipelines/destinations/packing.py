@@ -120,6 +120,15 @@ def split_amplitude_request(
     return _split(request)
 
 
+def take_items(request: PackedRequest[Item], positions: Iterable[int]) -> PackedRequest[Item]:
+    """The same request with only the items at `positions`: to resend the part of a request an
+    API did not refuse, without serializing anything again."""
+    chosen = sorted(set(positions))
+    return _request(
+        [request.items[i] for i in chosen], [request.parts[i] for i in chosen], request.envelope
+    )
+
+
 def _split(request: PackedRequest[Item]) -> tuple[PackedRequest[Item], PackedRequest[Item]]:
     count = len(request.items)
     if count < 2:

@@ -1,0 +1,307 @@
+"""The send loop for one (day, integration): select, claim, map, send, record, then bring the
+touched profiles to their current attributes.
+
+This is where the database (`events`, `snapshots`, the ledger) meets a destination client; the
+client never reads the database and the store never knows a destination.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+
+from nami_pipelines.config import ALL_PLATFORMS, AnyIntegration, MParticleIntegration
+from nami_pipelines.delivery.ledger import Candidate, DeliveryLedger
+from nami_pipelines.destinations.client import DeliverySink, DestinationClient
+from nami_pipelines.destinations.http import Unresolved
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.event_types import is_user_event
+from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.events.store import EventStore
+from nami_pipelines.snapshots.at_events import attributes_at_events
+from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
+from nami_pipelines.snapshots.current import state_of_users_at
+from nami_pipelines.snapshots.daily import day_end
+from nami_pipelines.snapshots.repository import SnapshotRepository
+from nami_pipelines.snapshots.state import materialize_snapshot
+
+USER = "nami_user_id"
+DAY_CHUNK_ROWS = 20_000
+HISTORICAL_AGE = timedelta(days=30)
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What a run did, for the run log, the asset metadata and the demo's summary."""
+
+    integration: str
+    day: date
+    selected: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    already_done: int = 0
+    unresolved: int = 0
+    attribute_updates: int = 0
+    historical: bool = False
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+    duration_seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        sent = self.accepted + self.rejected
+        return sent / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+
+def selects(integration: AnyIntegration, events: pd.DataFrame) -> pd.Series:
+    """Which rows of an app's events this integration sends (type, and platform for a feed)."""
+    chosen = events["event_type"].isin(integration.selected_events)
+    if isinstance(integration, MParticleIntegration) and integration.platform != ALL_PLATFORMS:
+        chosen &= events["platform_type"] == integration.platform
+    return chosen
+
+
+def to_nami_event(row: dict) -> NamiEvent:
+    """A stored row as the typed event the mappings take (payload parsed once, here)."""
+    occurred = row["occurred_at"]
+    return NamiEvent(
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        occurred_at=occurred.to_pydatetime() if hasattr(occurred, "to_pydatetime") else occurred,
+        app_id=row["app_id"],
+        app_platform_id=_text(row["app_platform_id"]),
+        platform_type=_text(row["platform_type"]),
+        nami_user_id=_text(row["nami_user_id"]),
+        external_id=_text(row["external_id"]),
+        device_id=_text(row["device_id"]),
+        environment=row["environment"],
+        payload=json.loads(row["payload"]),
+        payload_json=row["payload"],
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class _LedgerSink(DeliverySink):
+    """Records outcomes in the ledger as responses arrive and keeps the run's counts."""
+
+    def __init__(
+        self,
+        ledger: DeliveryLedger,
+        integration: str,
+        worker: str,
+        report: DeliveryReport,
+        user_of: dict[str, str],
+        attributes: dict[str, UserAttributes],
+    ) -> None:
+        self.ledger = ledger
+        self.integration = integration
+        self.worker = worker
+        self.report = report
+        self.user_of = user_of
+        self.attributes = attributes
+        self.profiles: dict[str, UserAttributes] = {}
+
+    def outcomes(self, outcomes: list[Outcome], attempts: int) -> None:
+        self.ledger.record(self.integration, outcomes, worker=self.worker, attempts=attempts)
+        for outcome in outcomes:
+            if outcome.status == ACCEPTED:
+                self.report.accepted += 1
+                carried = self.attributes.get(outcome.event_id)
+                if carried is not None:
+                    self.profiles[self.user_of[outcome.event_id]] = carried
+            elif outcome.status == REJECTED:
+                self.report.rejected += 1
+            elif outcome.status == SKIPPED:
+                self.report.skipped += 1
+            if outcome.reason and outcome.status != ACCEPTED:
+                key = outcome.reason[:120]
+                self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
+
+    def unresolved(self, unresolved: Unresolved) -> None:
+        self.report.unresolved += len(unresolved.event_ids)
+        self.ledger.release(
+            self.integration,
+            list(unresolved.event_ids),
+            worker=self.worker,
+            reason=unresolved.reason,
+            attempts=unresolved.attempts,
+        )
+
+    def attributes_delivered(
+        self, users: Sequence[str], attributes: dict[str, UserAttributes]
+    ) -> None:
+        self.ledger.remember_sent_attributes(
+            self.integration, {user: attributes[user] for user in users}
+        )
+        self.report.attribute_updates += len(users)
+
+
+def deliver_day(
+    *,
+    store: EventStore,
+    repository: SnapshotRepository,
+    ledger: DeliveryLedger,
+    integration: AnyIntegration,
+    client: DestinationClient,
+    day: date,
+    resend: bool = False,
+    now: datetime | None = None,
+    worker: str | None = None,
+    chunk_rows: int = DAY_CHUNK_ROWS,
+    progress: Callable[[DeliveryReport], None] | None = None,
+) -> DeliveryReport:
+    """Send the day's selected events and the attribute updates of the users they touch."""
+    started = time.monotonic()
+    now = now or datetime.now(UTC)
+    worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
+    report = DeliveryReport(integration=integration.name, day=day)
+    day_start = day_end(day - timedelta(days=1))
+    report.historical = day_end(day) < now - HISTORICAL_AGE
+    touched: set[str] = set()
+    profiles: dict[str, UserAttributes] = {}
+    for chunk in store.read_events_by_user(
+        occurred_after=day_start,
+        occurred_until=day_end(day),
+        app_id=integration.app_id,
+        chunk_rows=chunk_rows,
+    ):
+        selected = chunk[selects(integration, chunk)]
+        report.selected += len(selected)
+        if selected.empty:
+            continue
+        claimed = set(
+            ledger.claim(
+                integration.name,
+                [
+                    Candidate(row.event_id, _text(row.nami_user_id), day)
+                    for row in selected.itertuples(index=False)
+                ],
+                worker=worker,
+                resend=resend,
+            )
+        )
+        report.already_done += len(selected) - len(claimed)
+        if not claimed:
+            continue
+        to_send = selected[selected["event_id"].isin(claimed)]
+        users = sorted(set(to_send[USER].dropna()))
+        touched.update(users)
+        state_before = state_of_users_at(store, repository, users, day_start)
+        carried = attributes_at_events(state_before, chunk[chunk[USER].isin(users)])
+        records = to_send.to_dict("records")
+        outgoing = [
+            OutgoingEvent(
+                to_nami_event(record),
+                carried.get(record["event_id"]) if is_user_event(record["event_type"]) else None,
+            )
+            for record in records
+        ]
+        sink = _LedgerSink(
+            ledger,
+            integration.name,
+            worker,
+            report,
+            {record["event_id"]: record[USER] for record in records},
+            carried,
+        )
+        client.send_events(outgoing, historical=report.historical, sink=sink)
+        profiles.update(sink.profiles)
+        _copy_stats(client, report)
+        if progress is not None:
+            report.duration_seconds = time.monotonic() - started
+            progress(report)
+    if profiles:
+        ledger.remember_sent_attributes(integration.name, profiles)
+    sync_attributes(
+        store=store,
+        repository=repository,
+        ledger=ledger,
+        integration=integration,
+        client=client,
+        users=sorted(touched),
+        at=now,
+        report=report,
+        worker=worker,
+    )
+    _copy_stats(client, report)
+    report.duration_seconds = time.monotonic() - started
+    return report
+
+
+def sync_attributes(
+    *,
+    store: EventStore,
+    repository: SnapshotRepository,
+    ledger: DeliveryLedger,
+    integration: AnyIntegration,
+    client: DestinationClient,
+    users: Sequence[str],
+    at: datetime,
+    report: DeliveryReport,
+    worker: str,
+) -> None:
+    """Send attribute-only updates to users whose attributes at `at` differ from what this
+    integration last sent them (profiles never move backwards, SPEC §7)."""
+    if not users:
+        return
+    platform = (
+        integration.platform
+        if isinstance(integration, MParticleIntegration) and integration.platform != ALL_PLATFORMS
+        else None
+    )
+    contacts = store.latest_contact(users, app_id=integration.app_id, platform_type=platform)
+    if contacts.empty:
+        return
+    in_scope = contacts[USER].tolist()
+    snapshot = materialize_snapshot(
+        state_of_users_at(store, repository, in_scope, at), pd.Timestamp(at)
+    ).set_index(USER)
+    last_sent = ledger.last_sent_attributes(integration.name, in_scope)
+    targets: list[AttributeUpdateTarget] = []
+    current: dict[str, UserAttributes] = {}
+    for contact in contacts.itertuples(index=False):
+        user = contact.nami_user_id
+        if user not in snapshot.index:
+            continue
+        row = snapshot.loc[user]
+        attributes: UserAttributes = {
+            name: list(row[name]) if isinstance(row[name], list) else bool(row[name])
+            for name in ATTRIBUTE_NAMES
+        }
+        if last_sent.get(user) == attributes:
+            continue
+        current[user] = attributes
+        targets.append(
+            AttributeUpdateTarget(
+                nami_user_id=user,
+                external_id=_text(row["external_id"]),
+                device_id=_text(contact.device_id),
+                environment=contact.environment,
+                attributes=attributes,
+            )
+        )
+    if targets:
+        sink = _LedgerSink(ledger, integration.name, worker, report, {}, {})
+        client.send_attribute_updates(targets, sink=sink, attributes=current)
+
+
+def _copy_stats(client: DestinationClient, report: DeliveryReport) -> None:
+    stats = client.stats
+    report.requests = stats.requests
+    report.retries = stats.retries
+    report.throttled = stats.throttled
+    report.server_errors = stats.server_errors
+    report.transport_errors = stats.transport_errors

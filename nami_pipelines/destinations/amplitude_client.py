@@ -1,0 +1,257 @@
+"""Sends to one Amplitude project: HTTP V2 (or the Batch API for backfills) for events, the
+Identify API for attribute-only updates, and what each response means (SPEC §5)."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nami_pipelines.config import AmplitudeIntegration
+from nami_pipelines.destinations.amplitude_mapping import (
+    AmplitudeEvent,
+    amplitude_request_options,
+    build_amplitude_events,
+    build_identification,
+)
+from nami_pipelines.destinations.client import DeliverySink
+from nami_pipelines.destinations.http import (
+    Dispatcher,
+    DispatchStats,
+    Handling,
+    HttpResponse,
+    HttpTransport,
+    Retry,
+    RetryPolicy,
+    parse_json,
+    response_summary,
+)
+from nami_pipelines.destinations.mparticle_client import routed, skipped_outcomes
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, Outcome
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.destinations.packing import (
+    PackedRequest,
+    pack_amplitude_requests,
+    split_amplitude_request,
+    take_items,
+)
+from nami_pipelines.snapshots.attributes import UserAttributes
+
+EventsRequest = PackedRequest[AmplitudeEvent]
+JSON_HEADERS = {"Content-Type": "application/json"}
+INVALID_INDEX_FIELDS = (
+    "events_with_invalid_fields",
+    "events_with_missing_fields",
+    "events_with_invalid_id_lengths",
+)
+THROTTLE_HOLD_SECONDS = 30.0
+IDENTIFICATIONS_PER_REQUEST = 500
+BATCH_API_MAX_REQUEST_BYTES = 20_000_000
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class IdentifyRequest:
+    """One Identify API call; its form holds the API key, so it is never shown in a repr."""
+
+    users: tuple[str, ...]
+    identification: str
+
+    def __repr__(self) -> str:
+        return f"IdentifyRequest({len(self.users)} users)"
+
+
+def _rejected_positions(body: dict) -> dict[int, list[str]]:
+    """Event positions an Amplitude 400 names, with the problems found on each."""
+    problems: dict[int, list[str]] = {}
+    for key in INVALID_INDEX_FIELDS:
+        for field, positions in (body.get(key) or {}).items():
+            for position in positions:
+                problems.setdefault(int(position), []).append(f"{key}: {field}")
+    for position in body.get("silenced_events") or []:
+        problems.setdefault(int(position), []).append("silenced_events")
+    return problems
+
+
+class AmplitudeClient:
+    """One project's sender."""
+
+    def __init__(
+        self,
+        integration: AmplitudeIntegration,
+        *,
+        policy: RetryPolicy | None = None,
+        throttle_hold_seconds: float = THROTTLE_HOLD_SECONDS,
+        seed: int | None = None,
+    ) -> None:
+        self.integration = integration
+        tuning = integration.delivery
+        self.policy = policy or RetryPolicy(max_attempts=tuning.max_attempts)
+        self.transport = HttpTransport(
+            timeout=tuning.timeout_seconds, pool_size=tuning.max_in_flight
+        )
+        self.throttle_hold_seconds = throttle_hold_seconds
+        self.stats = DispatchStats()
+        self.seed = seed
+
+    def _dispatcher(self, send, handle, event_ids) -> Dispatcher:
+        return Dispatcher(
+            stats=self.stats,
+            send=send,
+            handle=handle,
+            event_ids=event_ids,
+            integration=self.integration.name,
+            max_in_flight=self.integration.delivery.max_in_flight,
+            policy=self.policy,
+            seed=self.seed,
+        )
+
+    def _credentials_refused(self, response: HttpResponse) -> bool:
+        body = parse_json(response.body)
+        error = str(body.get("error", "")) if isinstance(body, dict) else response.body
+        return response.status == 400 and "invalid api key" in error.lower()
+
+    def handle(self, request: EventsRequest, response: HttpResponse) -> Handling[EventsRequest]:
+        """The meaning of one HTTP V2 / Batch API response (SPEC §5)."""
+        status = response.status
+        ids = request.event_ids
+        if status == 200:
+            return Handling(outcomes=[Outcome(i, ACCEPTED) for i in ids], accepted=True)
+        if self._credentials_refused(response):
+            return Handling(credentials_rejected="Amplitude refused the API key (HTTP 400)")
+        body = parse_json(response.body)
+        body = body if isinstance(body, dict) else {}
+        if status == 400:
+            return self._partly_invalid(request, response, body)
+        if status == 413:
+            if len(request.items) > 1:
+                return Handling(
+                    retries=[
+                        Retry(half, "HTTP 413: split", delay=0, counts_as_attempt=False)
+                        for half in split_amplitude_request(request)
+                    ]
+                )
+            reason = response_summary(response)
+            return Handling(outcomes=[Outcome(i, REJECTED, reason) for i in ids])
+        if status == 429:
+            return self._throttled(request, response, body)
+        if status == 0 or status >= 500:
+            # 500/502/504 may have been ingested: resending is safe, insert_id deduplicates.
+            return Handling(retries=[Retry(request, response_summary(response))])
+        reason = response_summary(response)
+        return Handling(outcomes=[Outcome(i, REJECTED, reason) for i in ids])
+
+    def _partly_invalid(
+        self, request: EventsRequest, response: HttpResponse, body: dict
+    ) -> Handling[EventsRequest]:
+        """Dead-letter exactly the events Amplitude named; resend the rest (nothing was taken)."""
+        problems = _rejected_positions(body)
+        if not problems:
+            reason = response_summary(response)
+            return Handling(outcomes=[Outcome(i, REJECTED, reason) for i in request.event_ids])
+        error = body.get("error", "invalid events")
+        outcomes = [
+            Outcome(
+                request.items[position].event_id,
+                REJECTED,
+                f"HTTP 400: {error}: {'; '.join(found)}",
+            )
+            for position, found in sorted(problems.items())
+            if position < len(request.items)
+        ]
+        rest = [p for p in range(len(request.items)) if p not in problems]
+        retries = (
+            [Retry(take_items(request, rest), "resend after 400", delay=0, counts_as_attempt=False)]
+            if rest
+            else []
+        )
+        return Handling(outcomes=outcomes, retries=retries)
+
+    def _throttled(
+        self, request: EventsRequest, response: HttpResponse, body: dict
+    ) -> Handling[EventsRequest]:
+        """Hold the throttled users' and devices' events ~30 s; resend the others at once."""
+        throttled = {
+            int(p) for p in body.get("throttled_events") or [] if int(p) < len(request.items)
+        }
+        reason = response_summary(response, limit=200)
+        if not throttled or len(throttled) == len(request.items):
+            retry_after = response.retry_after()
+            delay = (
+                self.throttle_hold_seconds
+                if retry_after is None
+                else self.policy.honour(retry_after)
+            )
+            return Handling(retries=[Retry(request, reason, delay=delay)])
+        others = [p for p in range(len(request.items)) if p not in throttled]
+        return Handling(
+            retries=[
+                Retry(take_items(request, throttled), reason, delay=self.throttle_hold_seconds),
+                Retry(take_items(request, others), reason, delay=0, counts_as_attempt=False),
+            ]
+        )
+
+    def send_events(
+        self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
+    ) -> None:
+        mapped, skipped = build_amplitude_events(events, self.integration)
+        sink.outcomes(skipped_outcomes(skipped), 0)
+        use_batch = historical and self.integration.use_batch_api_for_backfills
+        url = f"{self.integration.api_base}/{'batch' if use_batch else '2/httpapi'}"
+        api_key = self.integration.api_key()
+        packed = pack_amplitude_requests(
+            mapped,
+            api_key,
+            options=amplitude_request_options(self.integration),
+            **({"max_request_bytes": BATCH_API_MAX_REQUEST_BYTES} if use_batch else {}),
+        )
+
+        def send(request: EventsRequest) -> HttpResponse:
+            return self.transport.post(url, data=request.body, headers=JSON_HEADERS)
+
+        self._dispatcher(send, self.handle, lambda request: request.event_ids).run(
+            routed(packed, sink), on_outcomes=sink.outcomes, on_unresolved=sink.unresolved
+        )
+
+    def handle_identify(self, request: IdentifyRequest, response: HttpResponse) -> Handling:
+        if response.status == 200:
+            return Handling(accepted=True)
+        if self._credentials_refused(response):
+            return Handling(credentials_rejected="Amplitude refused the API key (HTTP 400)")
+        if response.status in (429, 0) or response.status >= 500:
+            return Handling(retries=[Retry(request, response_summary(response))])
+        return Handling()
+
+    def send_attribute_updates(
+        self,
+        targets: Sequence[AttributeUpdateTarget],
+        *,
+        sink: DeliverySink,
+        attributes: dict[str, UserAttributes],
+    ) -> None:
+        identified = [
+            (target.nami_user_id, identification)
+            for target in targets
+            if isinstance(identification := build_identification(target, self.integration), dict)
+        ]
+        requests = [
+            IdentifyRequest(
+                users=tuple(
+                    user for user, _ in identified[start : start + IDENTIFICATIONS_PER_REQUEST]
+                ),
+                identification=json.dumps(
+                    [item for _, item in identified[start : start + IDENTIFICATIONS_PER_REQUEST]],
+                    separators=(",", ":"),
+                ),
+            )
+            for start in range(0, len(identified), IDENTIFICATIONS_PER_REQUEST)
+        ]
+        url = f"{self.integration.api_base}/identify"
+
+        def send(request: IdentifyRequest) -> HttpResponse:
+            form = {"api_key": self.integration.api_key(), "identification": request.identification}
+            return self.transport.post(url, data=form)
+
+        self._dispatcher(send, self.handle_identify, lambda request: ()).run(
+            requests,
+            on_outcomes=sink.outcomes,
+            on_unresolved=sink.unresolved,
+            on_accepted=lambda request: sink.attributes_delivered(list(request.users), attributes),
+        )

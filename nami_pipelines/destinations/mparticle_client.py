@@ -1,0 +1,157 @@
+"""Sends to one mParticle input feed: maps, packs bulk requests, and says what each response
+means (SPEC §4). Retrying, concurrency and giving up are the dispatcher's job."""
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from nami_pipelines.config import MParticleIntegration
+from nami_pipelines.destinations.client import DeliverySink
+from nami_pipelines.destinations.http import (
+    Dispatcher,
+    DispatchStats,
+    Handling,
+    HttpResponse,
+    HttpTransport,
+    Retry,
+    RetryPolicy,
+    response_summary,
+)
+from nami_pipelines.destinations.mparticle_mapping import (
+    MParticleBatch,
+    build_mparticle_attribute_batch,
+    build_mparticle_batches,
+)
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent, Skipped
+from nami_pipelines.destinations.packing import (
+    PackedRequest,
+    pack_mparticle_bulk,
+    split_mparticle_request,
+)
+from nami_pipelines.snapshots.attributes import UserAttributes
+
+BulkRequest = PackedRequest[MParticleBatch]
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def skipped_outcomes(skipped: Iterable[Skipped]) -> list[Outcome]:
+    """Our own reasons for not sending, as ledger outcomes (attribute-only items have no event)."""
+    return [Outcome(item.event_id, SKIPPED, item.reason) for item in skipped if item.event_id]
+
+
+def routed(packed: Iterable[BulkRequest | Skipped], sink: DeliverySink) -> Iterator[BulkRequest]:
+    """Requests to send; items too large to send at all go to the sink as skipped."""
+    for item in packed:
+        if isinstance(item, Skipped):
+            sink.outcomes(skipped_outcomes([item]), 0)
+        else:
+            yield item
+
+
+class MParticleClient:
+    """One feed's sender: `POST /v2/bulkevents` (or `/historical` for old days)."""
+
+    def __init__(
+        self,
+        integration: MParticleIntegration,
+        *,
+        policy: RetryPolicy | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.integration = integration
+        tuning = integration.delivery
+        self.policy = policy or RetryPolicy(max_attempts=tuning.max_attempts)
+        self.transport = HttpTransport(
+            timeout=tuning.timeout_seconds, pool_size=tuning.max_in_flight
+        )
+        self.stats = DispatchStats()
+        self.seed = seed
+
+    def _dispatcher(self, path: str) -> Dispatcher[BulkRequest]:
+        url = f"{self.integration.api_base}{path}"
+
+        def send(request: BulkRequest) -> HttpResponse:
+            return self.transport.post(
+                url,
+                data=request.body,
+                headers=JSON_HEADERS,
+                auth=self.integration.basic_auth(),
+            )
+
+        return Dispatcher(
+            stats=self.stats,
+            send=send,
+            handle=self.handle,
+            event_ids=lambda request: request.event_ids,
+            integration=self.integration.name,
+            max_in_flight=self.integration.delivery.max_in_flight,
+            policy=self.policy,
+            seed=self.seed,
+        )
+
+    def handle(self, request: BulkRequest, response: HttpResponse) -> Handling[BulkRequest]:
+        """The meaning of one response for the events of one bulk request (SPEC §4)."""
+        status = response.status
+        if status in (200, 202):
+            return Handling(
+                outcomes=[Outcome(event_id, ACCEPTED) for event_id in request.event_ids],
+                accepted=True,
+            )
+        if status in (401, 403):
+            return Handling(
+                credentials_rejected=f"mParticle refused the S2S credentials (HTTP {status})"
+            )
+        if status == 413 and request.batch_count > 1:
+            halves = split_mparticle_request(request)
+            return Handling(
+                retries=[
+                    Retry(half, "HTTP 413: split", delay=0, counts_as_attempt=False)
+                    for half in halves
+                ]
+            )
+        if status == 429:
+            retry_after = response.retry_after()
+            delay = None if retry_after is None else self.policy.honour(retry_after)
+            return Handling(retries=[Retry(request, response_summary(response), delay=delay)])
+        if status == 0 or status >= 500:
+            return Handling(retries=[Retry(request, response_summary(response))])
+        reason = response_summary(response)
+        return Handling(
+            outcomes=[Outcome(event_id, REJECTED, reason) for event_id in request.event_ids]
+        )
+
+    def send_events(
+        self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
+    ) -> None:
+        batches, skipped = build_mparticle_batches(events, self.integration)
+        sink.outcomes(skipped_outcomes(skipped), 0)
+        path = "/v2/bulkevents/historical" if historical else "/v2/bulkevents"
+        self._dispatcher(path).run(
+            routed(pack_mparticle_bulk(batches), sink),
+            on_outcomes=sink.outcomes,
+            on_unresolved=sink.unresolved,
+        )
+
+    def send_attribute_updates(
+        self,
+        targets: Sequence[AttributeUpdateTarget],
+        *,
+        sink: DeliverySink,
+        attributes: dict[str, UserAttributes],
+    ) -> None:
+        """Attribute-only batches (never historical: that endpoint drops batches without events)."""
+        batches = [
+            batch
+            for batch in (build_mparticle_attribute_batch(t, self.integration) for t in targets)
+            if isinstance(batch, MParticleBatch)
+        ]
+
+        def delivered(request: BulkRequest) -> None:
+            users = [batch.nami_user_id for batch in request.items if batch.nami_user_id]
+            sink.attributes_delivered(users, attributes)
+
+        self._dispatcher("/v2/bulkevents").run(
+            routed(pack_mparticle_bulk(batches), sink),
+            on_outcomes=sink.outcomes,
+            on_unresolved=sink.unresolved,
+            on_accepted=delivered,
+        )

@@ -1,0 +1,232 @@
+"""Delivering days through real HTTP to the emulators: exactly the selected events, once."""
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from nami_pipelines.config import parse_integrations
+from nami_pipelines.delivery.clients import client_for
+from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
+from nami_pipelines.delivery.run import deliver_day, selects
+from nami_pipelines.destinations.http import RetryPolicy
+from nami_pipelines.destinations.outcomes import ACCEPTED, CredentialsRejected
+from nami_pipelines.emulators import FaultRule
+from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.snapshots.attributes import FLAG_ATTRIBUTES
+from nami_pipelines.snapshots.current import state_of_users_at
+from nami_pipelines.snapshots.repository import SnapshotRepository
+from nami_pipelines.snapshots.state import materialize_snapshot
+from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
+
+FAST = RetryPolicy(max_attempts=12, base_delay=0.01, max_delay=0.2)
+DAYS = 3
+
+
+@pytest.fixture
+def world(event_store, tmp_path, fresh_emulator, credentials_env):
+    """Recent generated days loaded, the three demo integrations pointed at the emulator."""
+    start = datetime.now(UTC).date() - timedelta(days=DAYS + 1)
+    source = tmp_path / "events.ndjson"
+    write_events_ndjson(source, users=70, days=DAYS, start=start, seed=4)
+    load_ndjson_file(source, event_store)
+    integrations = {
+        integration.name: integration
+        for integration in parse_integrations(
+            integrations_document(fresh_emulator.url, PRODUCTION_APP_ID)
+        )
+    }
+    return {
+        "store": event_store,
+        "repository": SnapshotRepository(event_store.engine),
+        "ledger": DeliveryLedger(event_store.engine),
+        "integrations": integrations,
+        "days": [start + timedelta(days=offset) for offset in range(DAYS)],
+        "emulator": fresh_emulator,
+    }
+
+
+def deliver(world, name: str, day: date, **options):
+    integration = world["integrations"][name]
+    return deliver_day(
+        store=world["store"],
+        repository=world["repository"],
+        ledger=world["ledger"],
+        integration=integration,
+        client=client_for(integration, policy=FAST, throttle_hold_seconds=0.3),
+        day=day,
+        **options,
+    )
+
+
+def expected_event_ids(world, name: str) -> set[str]:
+    """The selection computed independently from the sender: all events, filtered here."""
+    integration = world["integrations"][name]
+    frame = pd.concat(list(world["store"].read_events(app_id=integration.app_id)))
+    return set(frame.loc[selects(integration, frame), "event_id"])
+
+
+def received_ids(emulator, api: str, credential: str) -> list[str]:
+    records = [r for r in emulator.received(api) if r["credential"] == credential]
+    if api == "mparticle":
+        return [r["event"]["data"]["source_message_id"] for r in records]
+    return [r["event"]["insert_id"] for r in records]
+
+
+def test_every_selected_event_reaches_each_integration_once(world):
+    emulator = world["emulator"]
+    for name in world["integrations"]:
+        for day in world["days"]:
+            report = deliver(world, name, day)
+            assert report.unresolved == 0
+    ledger = world["ledger"]
+    for name, integration in world["integrations"].items():
+        entries = ledger.entries(name)
+        assert {row["event_id"] for row in entries} == expected_event_ids(world, name)
+        assert not [row for row in entries if row["status"] == PENDING]
+        accepted = {row["event_id"] for row in entries if row["status"] == ACCEPTED}
+        api, credential = (
+            ("mparticle", MPARTICLE_KEYS[name][0])
+            if integration.type == "mparticle"
+            else ("amplitude", AMPLITUDE_KEYS[name])
+        )
+        received = received_ids(emulator, api, credential)
+        assert sorted(received) == sorted(accepted), name
+        assert len(accepted) > 20
+    # The Android feed keys users by external id: users without one are skipped, with the reason.
+    skipped = [row for row in ledger.entries("android_feed") if row["status"] == "skipped"]
+    assert skipped and all("external_id" in row["reason"] for row in skipped)
+
+
+def test_rerunning_a_day_sends_nothing_again(world):
+    emulator = world["emulator"]
+    day = world["days"][1]
+    first = deliver(world, "amplitude_prod", day)
+    requests_after_first = emulator.stats()["amplitude"]["requests"]
+    again = deliver(world, "amplitude_prod", day)
+    assert first.accepted > 0
+    assert again.already_done == again.selected == first.selected
+    assert (again.accepted, again.requests, again.attribute_updates) == (0, 0, 0)
+    assert emulator.stats()["amplitude"]["requests"] == requests_after_first
+    resent = deliver(world, "amplitude_prod", day, resend=True)
+    assert resent.accepted == first.accepted
+    assert emulator.stats()["amplitude"]["duplicate_events"] == first.accepted
+
+
+def test_profiles_end_at_the_current_attributes(world):
+    for day in world["days"]:
+        deliver(world, "ios_feed", day)
+    now = datetime.now(UTC)
+    profiles = {
+        profile["user"]: profile["attributes"]
+        for profile in world["emulator"].profiles("mparticle")
+        if profile["credential"] == MPARTICLE_KEYS["ios_feed"][0]
+    }
+    assert len(profiles) > 10
+    state = state_of_users_at(world["store"], world["repository"], sorted(profiles), now)
+    current = materialize_snapshot(state, pd.Timestamp(now)).set_index("nami_user_id")
+    for user, attributes in profiles.items():
+        expected = current.loc[user]
+        for name in FLAG_ATTRIBUTES:
+            assert attributes[name] == ("true" if expected[name] else "false"), (user, name)
+        assert attributes["namiml_active_skus"] == expected["namiml_active_skus"], user
+
+
+def test_server_errors_throttling_and_dropped_connections_lose_nothing(world):
+    emulator = world["emulator"]
+    emulator.inject_faults(
+        FaultRule(kind="server_error", rate=0.25, status=503),
+        FaultRule(kind="server_error", rate=0.1, status=500, processed_share=0.5),
+        FaultRule(kind="throttle", rate=0.15, retry_after=0),
+        FaultRule(kind="drop", rate=0.05),
+        seed=7,
+    )
+    for name in ("ios_feed", "amplitude_prod"):
+        reports = [deliver(world, name, day) for day in world["days"]]
+        assert sum(report.retries for report in reports) > 0, reports
+        assert sum(report.unresolved for report in reports) == 0
+    for name, api, credential in (
+        ("ios_feed", "mparticle", MPARTICLE_KEYS["ios_feed"][0]),
+        ("amplitude_prod", "amplitude", AMPLITUDE_KEYS["amplitude_prod"]),
+    ):
+        accepted = {
+            row["event_id"] for row in world["ledger"].entries(name) if row["status"] == ACCEPTED
+        }
+        assert set(received_ids(emulator, api, credential)) == accepted
+
+
+def test_amplitude_partial_rejection_dead_letters_exactly_those_events(world):
+    emulator = world["emulator"]
+    emulator.inject_faults(
+        FaultRule(kind="partial_reject", rate=1.0, api="amplitude", count=2, items=3), seed=1
+    )
+    report = deliver(world, "amplitude_prod", world["days"][2])
+    rejected = [r for r in world["ledger"].entries("amplitude_prod") if r["status"] == "rejected"]
+    assert report.rejected == len(rejected) == 6
+    assert all("events_with_invalid_fields" in row["reason"] for row in rejected)
+    accepted = {
+        row["event_id"]
+        for row in world["ledger"].entries("amplitude_prod")
+        if row["status"] == ACCEPTED
+    }
+    received = received_ids(emulator, "amplitude", AMPLITUDE_KEYS["amplitude_prod"])
+    assert sorted(received) == sorted(accepted)
+    assert not {row["event_id"] for row in rejected} & set(received)
+
+
+def test_refused_credentials_stop_the_integration_and_mark_nothing_sent(world, monkeypatch):
+    monkeypatch.setenv("IOS_FEED_SECRET", "wrong-secret-value-123")
+    with pytest.raises(CredentialsRejected) as raised:
+        deliver(world, "ios_feed", world["days"][0])
+    message = str(raised.value)
+    assert "ios_feed" in message and "401" in message
+    assert "wrong-secret-value-123" not in message and MPARTICLE_KEYS["ios_feed"][0] not in message
+    statuses = {row["status"] for row in world["ledger"].entries("ios_feed")}
+    assert ACCEPTED not in statuses
+    assert world["emulator"].stats()["mparticle"]["unique_events"] == 0
+
+
+def test_concurrent_runs_for_one_day_never_send_an_event_twice(world):
+    day = world["days"][1]
+    reports = []
+
+    def run() -> None:
+        reports.append(deliver(world, "ios_feed", day))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = world["emulator"].stats()["mparticle"]
+    assert stats["duplicate_events"] == 0
+    assert sum(report.accepted for report in reports) == stats["unique_events"] > 0
+
+
+def test_days_older_than_30_days_use_the_historical_endpoint(
+    event_store, tmp_path, fresh_emulator, credentials_env
+):
+    old_start = datetime.now(UTC).date() - timedelta(days=60)
+    source = tmp_path / "old.ndjson"
+    write_events_ndjson(source, users=30, days=1, start=old_start, seed=2)
+    load_ndjson_file(source, event_store)
+    integration = next(
+        i
+        for i in parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+        if i.name == "ios_feed"
+    )
+    report = deliver_day(
+        store=event_store,
+        repository=SnapshotRepository(event_store.engine),
+        ledger=DeliveryLedger(event_store.engine),
+        integration=integration,
+        client=client_for(integration, policy=FAST),
+        day=old_start,
+    )
+    assert report.historical and report.accepted > 0
+    historical = fresh_emulator.stats()["mparticle"]["historical"]
+    assert historical["unique_events"] == report.accepted
+    # Old events do not carry profiles forward; the closing attribute update does (live path).
+    assert report.attribute_updates > 0
