@@ -52,7 +52,6 @@ class DeliveryTuning(_Strict):
     """How hard one integration may push its API."""
 
     max_in_flight: int = Field(default=4, ge=1, le=64)
-    max_concurrent_runs: int = Field(default=2, ge=1, le=32)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     max_attempts: int = Field(default=8, ge=1, le=50)
 

@@ -6,18 +6,12 @@ from typing import Any
 
 import pandas as pd
 
+from nami_pipelines.event_types import JOURNEY_STATE_FLAGS
+
 APPLE_PLATFORM = "platform-apple-0001"
 GOOGLE_PLATFORM = "platform-google-0001"
 APP_ID = "app-production-0001"
-FLAGS = (
-    "former_subscriber",
-    "in_grace_period",
-    "in_trial_period",
-    "in_intro_offer_period",
-    "in_pause",
-    "is_cancelled",
-    "in_account_hold",
-)
+FLAGS = JOURNEY_STATE_FLAGS
 
 
 @dataclass

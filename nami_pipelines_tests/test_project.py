@@ -24,8 +24,24 @@ def test_ruff_lint_and_format_are_clean():
     assert formatting.returncode == 0, formatting.stdout + formatting.stderr
 
 
-def test_dg_check_defs_passes(tmp_path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+def test_dg_check_defs_passes_with_the_example_integrations(tmp_path):
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "NAMI_INTEGRATIONS_FILE": str(ROOT / "integrations.example.yaml"),
+        "NAMI_EVENTS_DB_URL": f"sqlite:///{tmp_path / 'events.sqlite'}",
+        **{
+            variable: "placeholder-credential"
+            for variable in (
+                "MPARTICLE_IOS_KEY",
+                "MPARTICLE_IOS_SECRET",
+                "MPARTICLE_ANDROID_KEY",
+                "MPARTICLE_ANDROID_SECRET",
+                "AMPLITUDE_PRODUCTION_API_KEY",
+                "AMPLITUDE_EU_API_KEY",
+            )
+        },
+    }
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     result = run(str(BIN / "dg"), "check", "defs", env=env)
     assert result.returncode == 0, result.stdout + result.stderr

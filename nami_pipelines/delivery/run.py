@@ -63,12 +63,31 @@ class DeliveryReport:
         return sent / self.duration_seconds if self.duration_seconds > 0 else 0.0
 
 
+def bound_platform(integration: AnyIntegration) -> str | None:
+    """The platform a feed acts as; None when every platform's events go to it."""
+    if isinstance(integration, MParticleIntegration) and integration.platform != ALL_PLATFORMS:
+        return integration.platform
+    return None
+
+
 def selects(integration: AnyIntegration, events: pd.DataFrame) -> pd.Series:
     """Which rows of an app's events this integration sends (type, and platform for a feed)."""
     chosen = events["event_type"].isin(integration.selected_events)
-    if isinstance(integration, MParticleIntegration) and integration.platform != ALL_PLATFORMS:
-        chosen &= events["platform_type"] == integration.platform
+    platform = bound_platform(integration)
+    if platform is not None:
+        chosen &= events["platform_type"] == platform
     return chosen
+
+
+def count_selected(store: EventStore, integration: AnyIntegration, day: date) -> int:
+    """The number of events `deliver_day` will consider for this day, counted in SQL."""
+    return store.count_selected(
+        app_id=integration.app_id,
+        occurred_after=day_end(day - timedelta(days=1)),
+        occurred_until=day_end(day),
+        event_types=integration.selected_events,
+        platform_type=bound_platform(integration),
+    )
 
 
 def to_nami_event(row: dict) -> NamiEvent:
@@ -257,12 +276,9 @@ def sync_attributes(
     integration last sent them (profiles never move backwards, SPEC §7)."""
     if not users:
         return
-    platform = (
-        integration.platform
-        if isinstance(integration, MParticleIntegration) and integration.platform != ALL_PLATFORMS
-        else None
+    contacts = store.latest_contact(
+        users, app_id=integration.app_id, platform_type=bound_platform(integration)
     )
-    contacts = store.latest_contact(users, app_id=integration.app_id, platform_type=platform)
     if contacts.empty:
         return
     in_scope = contacts[USER].tolist()

@@ -236,6 +236,33 @@ class EventStore:
                 frame["occurred_at"] = to_utc_series(frame["occurred_at"])
                 yield frame
 
+    def loaded_since(self, after_seq: int, *, limit: int) -> tuple[pd.DataFrame, int]:
+        """What arrived after a load position: per (UTC day, app, platform, type) the count, and
+        the position reached. At most `limit` rows are read, so a sensor tick stays short; the
+        next call continues from the returned position."""
+        columns = [nami_events.c[name] for name in ("loaded_seq", "occurred_at", "app_id")]
+        columns += [nami_events.c.platform_type, nami_events.c.event_type]
+        query = (
+            select(*columns)
+            .where(nami_events.c.loaded_seq > after_seq)
+            .order_by(nami_events.c.loaded_seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            rows = pd.DataFrame(
+                connection.execute(query).all(),
+                columns=["loaded_seq", "occurred_at", "app_id", "platform_type", "event_type"],
+            )
+        if rows.empty:
+            return rows.assign(day=[]), after_seq
+        rows["day"] = to_utc_series(rows["occurred_at"]).dt.date
+        grouped = (
+            rows.groupby(["day", "app_id", "platform_type", "event_type"], dropna=False)
+            .size()
+            .reset_index(name="events")
+        )
+        return grouped, int(rows["loaded_seq"].max())
+
     def latest_contact(
         self, users: Sequence[str], *, app_id: str, platform_type: str | None
     ) -> pd.DataFrame:
@@ -266,6 +293,27 @@ class EventStore:
     def count_events(self) -> int:
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(nami_events)).scalar())
+
+    def count_selected(
+        self,
+        *,
+        app_id: str,
+        occurred_after: datetime,
+        occurred_until: datetime,
+        event_types: Sequence[str],
+        platform_type: str | None,
+    ) -> int:
+        """How many events a delivery will consider: the denominator of its progress lines."""
+        query = select(func.count()).where(
+            nami_events.c.app_id == app_id,
+            nami_events.c.occurred_at > occurred_after,
+            nami_events.c.occurred_at <= occurred_until,
+            nami_events.c.event_type.in_(list(event_types)),
+        )
+        if platform_type is not None:
+            query = query.where(nami_events.c.platform_type == platform_type)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar() or 0)
 
     def count_quarantined(self) -> int:
         with self.engine.connect() as connection:

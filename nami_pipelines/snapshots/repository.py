@@ -72,6 +72,12 @@ class SnapshotRepository:
             row = connection.execute(query).mappings().first()
         return DayRecord(**row) if row else None
 
+    def latest_day(self) -> date | None:
+        """The most recent day that has a stored snapshot."""
+        days = user_attribute_snapshot_days
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.max(days.c.partition_date))).scalar()
+
     def is_stale(self, record: DayRecord, day_end: datetime) -> bool:
         """True when an event of the day or before was loaded after the day was computed."""
         query = select(

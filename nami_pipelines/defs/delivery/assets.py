@@ -1,0 +1,133 @@
+"""`integration_deliveries`: materializing (day, integration) sends that day's selected events and
+attribute updates to that integration, and records what the UI plots over partitions."""
+
+from collections.abc import Sequence
+from datetime import date
+
+import dagster as dg
+
+from nami_pipelines.config import AnyIntegration
+from nami_pipelines.defs.delivery.partitions import DAY, INTEGRATION, delivery_partitions
+from nami_pipelines.defs.resources import EventStoreResource
+from nami_pipelines.defs.snapshots.assets import SNAPSHOTS_KEY
+from nami_pipelines.delivery.clients import client_for
+from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
+from nami_pipelines.delivery.run import DeliveryReport, count_selected, deliver_day
+from nami_pipelines.destinations.outcomes import CredentialsRejected
+
+DELIVERIES_KEY = dg.AssetKey("integration_deliveries")
+EVERY_EVENT_HAS_AN_OUTCOME = "every_selected_event_has_an_outcome"
+RESEND_TAG = "nami/resend"
+
+
+class DeliveryRunConfig(dg.Config):
+    """Run options; `resend` sends already accepted events again (their ids stay the same)."""
+
+    resend: bool = False
+
+
+def report_metadata(report: DeliveryReport) -> dict[str, dg.MetadataValue]:
+    """Numbers only (and one flag), so the UI can plot each over partitions."""
+    return {
+        "selected": dg.MetadataValue.int(report.selected),
+        "accepted": dg.MetadataValue.int(report.accepted),
+        "rejected": dg.MetadataValue.int(report.rejected),
+        "skipped": dg.MetadataValue.int(report.skipped),
+        "already_sent": dg.MetadataValue.int(report.already_done),
+        "unresolved": dg.MetadataValue.int(report.unresolved),
+        "attribute_updates": dg.MetadataValue.int(report.attribute_updates),
+        "requests": dg.MetadataValue.int(report.requests),
+        "retries": dg.MetadataValue.int(report.retries),
+        "throttled": dg.MetadataValue.int(report.throttled),
+        "events_per_second": dg.MetadataValue.float(round(report.events_per_second, 1)),
+        "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
+        "historical_endpoint": dg.MetadataValue.bool(report.historical),
+    }
+
+
+def _progress_logger(context: dg.AssetExecutionContext, total: int):
+    def log(report: DeliveryReport) -> None:
+        done = report.accepted + report.rejected + report.skipped + report.already_done
+        context.log.info(
+            f"{report.integration} {report.day}: {done} of {total} selected events settled "
+            f"({report.accepted} accepted, {report.events_per_second:.0f} events/s)"
+        )
+
+    return log
+
+
+def build_delivery_asset(integrations: Sequence[AnyIntegration]) -> dg.AssetsDefinition:
+    by_name = {integration.name: integration for integration in integrations}
+
+    @dg.asset(
+        key=DELIVERIES_KEY,
+        group_name="delivery",
+        partitions_def=delivery_partitions(integrations),
+        deps=[dg.AssetKey("nami_events"), SNAPSHOTS_KEY],
+        kinds={"mparticle", "amplitude"},
+        check_specs=[dg.AssetCheckSpec(EVERY_EVENT_HAS_AN_OUTCOME, asset=DELIVERIES_KEY)],
+        retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        description=(
+            "The day's selected events and attribute updates, sent to one integration "
+            "(SPEC §3-§7). Re-materializing is safe: the ledger skips what was accepted."
+        ),
+    )
+    def integration_deliveries(
+        context: dg.AssetExecutionContext,
+        config: DeliveryRunConfig,
+        event_store: EventStoreResource,
+    ) -> dg.MaterializeResult:
+        keys = context.partition_key.keys_by_dimension
+        day = date.fromisoformat(keys[DAY])
+        integration = by_name[keys[INTEGRATION]]
+        if not integration.enabled:
+            context.log.warning(f"integration '{integration.name}' is disabled: nothing sent")
+            return dg.MaterializeResult(
+                metadata={"disabled": dg.MetadataValue.bool(True)},
+                check_results=[
+                    dg.AssetCheckResult(check_name=EVERY_EVENT_HAS_AN_OUTCOME, passed=True)
+                ],
+            )
+        store = event_store.store()
+        ledger = DeliveryLedger(store.engine)
+        resend = config.resend or context.run.tags.get(RESEND_TAG) == "true"
+        try:
+            report = deliver_day(
+                store=store,
+                repository=event_store.snapshots(),
+                ledger=ledger,
+                integration=integration,
+                client=client_for(integration),
+                day=day,
+                resend=resend,
+                worker=f"{integration.name}-{context.run.run_id[:8]}",
+                progress=_progress_logger(context, count_selected(store, integration, day)),
+            )
+        except CredentialsRejected as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        counts = ledger.status_counts(integration.name, day)
+        settled = report.selected - report.unresolved
+        context.log.info(
+            f"{integration.name} {day}: {report.accepted} accepted, {report.rejected} rejected, "
+            f"{report.skipped} skipped, {report.already_done} already sent, "
+            f"{report.attribute_updates} attribute updates in {report.duration_seconds:.1f}s"
+        )
+        return dg.MaterializeResult(
+            metadata=report_metadata(report),
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=EVERY_EVENT_HAS_AN_OUTCOME,
+                    passed=counts[PENDING] == 0 and settled == report.selected,
+                    metadata={
+                        "pending": dg.MetadataValue.int(counts[PENDING]),
+                        **{
+                            status: dg.MetadataValue.int(count)
+                            for status, count in counts.items()
+                            if status != PENDING
+                        },
+                    },
+                )
+            ],
+        )
+
+    return integration_deliveries

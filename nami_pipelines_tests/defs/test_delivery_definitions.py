@@ -1,0 +1,181 @@
+"""Deliveries through Dagster: partitions per integration, backfills, the sensor, the checks."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nami_pipelines.config import IntegrationConfigError, load_integrations, parse_integrations
+from nami_pipelines.defs.delivery.assets import EVERY_EVENT_HAS_AN_OUTCOME
+from nami_pipelines.defs.delivery.definitions import (
+    build_delivery_definitions,
+    delivery_definitions,
+)
+from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.defs.resources import EventStoreResource
+from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.destinations.outcomes import ACCEPTED
+from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines_tests.builders import EventLog
+from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
+
+ROOT = Path(__file__).resolve().parents[2]
+DAYS = 3
+
+
+@pytest.fixture
+def setup(event_store, tmp_path, fresh_emulator, credentials_env):
+    start = datetime.now(UTC).date() - timedelta(days=DAYS + 1)
+    source = tmp_path / "events.ndjson"
+    write_events_ndjson(source, users=50, days=DAYS, start=start, seed=8)
+    load_ndjson_file(source, event_store)
+    integrations = parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+    resource = EventStoreResource(database_url=event_store.url)
+    definitions = dg.Definitions.merge(
+        build_delivery_definitions(integrations),
+        dg.Definitions(resources={"event_store": resource}),
+    )
+    repository = definitions.get_repository_def()
+    return {
+        "store": event_store,
+        "integrations": integrations,
+        "deliveries": definitions.get_assets_def(dg.AssetKey("integration_deliveries")),
+        "sensor": repository.get_sensor_def("new_events_sensor"),
+        "repository": repository,
+        "resource": resource,
+        "days": [(start + timedelta(days=n)).isoformat() for n in range(DAYS)],
+        "emulator": fresh_emulator,
+        "instance": dg.DagsterInstance.ephemeral(),
+    }
+
+
+def materialize(setup, day: str, integration: str, **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [setup["deliveries"]],
+        partition_key=delivery_key(day, integration),
+        instance=setup["instance"],
+        resources={"event_store": setup["resource"]},
+        **kwargs,
+    )
+
+
+def metadata_of(result: dg.ExecuteInProcessResult) -> dict:
+    materialization = result.asset_materializations_for_node("integration_deliveries")[0]
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def test_partitions_are_days_times_configured_integrations(setup):
+    partitions = setup["deliveries"].partitions_def
+    names = {key.keys_by_dimension["integration"] for key in partitions.get_partition_keys()}
+    assert names == {"ios_feed", "android_feed", "amplitude_prod"}
+
+
+def test_backfill_three_days_two_integrations_then_rerun_is_idempotent(setup):
+    emulator = setup["emulator"]
+    for name in ("ios_feed", "amplitude_prod"):
+        for day in setup["days"]:
+            result = materialize(setup, day, name)
+            assert result.success
+            metadata = metadata_of(result)
+            assert metadata["selected"] == (
+                metadata["accepted"] + metadata["rejected"] + metadata["skipped"]
+            )
+            assert isinstance(metadata["events_per_second"], float)
+            checks = result.get_asset_check_evaluations()
+            assert [(c.check_name, c.passed) for c in checks] == [
+                (EVERY_EVENT_HAS_AN_OUTCOME, True)
+            ]
+    ledger = DeliveryLedger(setup["store"].engine)
+    for name, api, credential in (
+        ("ios_feed", "mparticle", MPARTICLE_KEYS["ios_feed"][0]),
+        ("amplitude_prod", "amplitude", AMPLITUDE_KEYS["amplitude_prod"]),
+    ):
+        accepted = sorted(r["event_id"] for r in ledger.entries(name) if r["status"] == ACCEPTED)
+        received = [r for r in emulator.received(api) if r["credential"] == credential]
+        ids = sorted(
+            r["event"]["data"]["source_message_id"]
+            if api == "mparticle"
+            else r["event"]["insert_id"]
+            for r in received
+        )
+        assert ids == accepted and accepted
+    requests_before = emulator.stats()["mparticle"]["requests"]
+    again = metadata_of(materialize(setup, setup["days"][0], "ios_feed"))
+    assert again["accepted"] == 0 and again["already_sent"] == again["selected"] > 0
+    assert emulator.stats()["mparticle"]["requests"] == requests_before
+
+
+def test_refused_credentials_fail_the_run_without_retries(setup, monkeypatch):
+    monkeypatch.setenv("AMPLITUDE_PROD_API_KEY", "not-a-valid-key-000")
+    result = materialize(setup, setup["days"][0], "amplitude_prod", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = str(failure.event_specific_data.error)
+    assert "amplitude_prod" in text and "not-a-valid-key-000" not in text
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_sensor_requests_touched_partitions_and_keeps_its_cursor(setup, tmp_path):
+    sensor = setup["sensor"]
+    resources = {"event_store": setup["resource"]}
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        return sensor.evaluate_tick(
+            dg.build_sensor_context(
+                cursor=cursor, resources=resources, repository_def=setup["repository"]
+            )
+        )
+
+    first = tick(None)
+    requested = {
+        (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
+        for r in first.run_requests
+    }
+    assert requested == {
+        (day, name)
+        for day in setup["days"]
+        for name in ("ios_feed", "android_feed", "amplitude_prod")
+    }
+    cursor = first.cursor
+    assert int(cursor) == setup["store"].max_loaded_seq()
+    quiet = tick(cursor)
+    assert quiet.run_requests == [] and quiet.skip_message
+    # A late event: loaded now, it happened on the first day; only that partition is requested.
+    log = EventLog()
+    record = log.user_event(
+        "late-user", "user.subscription.renewed", f"{setup['days'][0]}T12:00:00+00:00"
+    )
+    record["app_id"] = PRODUCTION_APP_ID
+    (tmp_path / "late.ndjson").write_text(log.ndjson())
+    load_ndjson_file(tmp_path / "late.ndjson", setup["store"])
+    late = tick(cursor)
+    assert {
+        (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
+        for r in late.run_requests
+    } == {(setup["days"][0], "ios_feed"), (setup["days"][0], "amplitude_prod")}
+    assert len({r.run_key for r in late.run_requests}) == 2
+    assert int(late.cursor) > int(cursor)
+
+
+def test_invalid_configuration_fails_at_load_naming_integration_and_field(tmp_path, monkeypatch):
+    bad = tmp_path / "integrations.yaml"
+    bad.write_text(
+        "integrations:\n"
+        "  - name: ios_feed\n    type: mparticle\n    app_id: a\n    platform: apple\n"
+        "    pod: XX9\n    credentials: {key_env: K, secret_env: S}\n"
+    )
+    monkeypatch.setenv("NAMI_INTEGRATIONS_FILE", str(bad))
+    with pytest.raises(IntegrationConfigError, match=r"integration 'ios_feed': field 'pod'"):
+        delivery_definitions()
+
+
+def test_example_file_is_valid_and_names_no_secret():
+    integrations = load_integrations(ROOT / "integrations.example.yaml", check_env=False)
+    assert {(i.type, getattr(i, "platform", None)) for i in integrations} >= {
+        ("mparticle", "apple"),
+        ("mparticle", "google"),
+        ("amplitude", None),
+    }
+    assert {i.endpoint for i in integrations if i.type == "amplitude"} == {"standard", "eu"}
