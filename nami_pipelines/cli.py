@@ -90,7 +90,8 @@ def command_emulate(arguments: argparse.Namespace) -> None:
 def command_demo(arguments: argparse.Namespace) -> None:
     from nami_pipelines.demo import run_demo
 
-    run_demo(users=arguments.users, days=arguments.days, seed=arguments.seed)
+    if not run_demo(users=arguments.users, days=arguments.days, seed=arguments.seed):
+        raise CommandError("the emulators did not record exactly the accepted events")
 
 
 def _iso_date(value: str) -> date:

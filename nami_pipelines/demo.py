@@ -1,75 +1,242 @@
-"""The embedded end-to-end run: sample events into SQLite, snapshots through Dagster, a summary."""
+"""The embedded end-to-end run: sample events into SQLite, local emulators as destinations,
+snapshots and deliveries through Dagster, and a summary that checks the emulators agree."""
 
 import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
+from nami_pipelines.config import AnyIntegration, parse_integrations
+from nami_pipelines.defs.delivery.assets import DELIVERIES_KEY
+from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
+from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.defs.resources import event_store_resource
+from nami_pipelines.defs.snapshots.assets import user_attribute_snapshots
+from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.destinations.outcomes import ACCEPTED
+from nami_pipelines.emulators import EmulatorProcess, EmulatorSettings
+from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.events.loader import LoadSummary
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.settings import data_dir, events_db_url
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+DEMO_SECRETS = {
+    "DEMO_IOS_KEY": "demo-ios-s2s-key",
+    "DEMO_IOS_SECRET": "demo-ios-s2s-secret",
+    "DEMO_ANDROID_KEY": "demo-android-s2s-key",
+    "DEMO_ANDROID_SECRET": "demo-android-s2s-secret",
+    "DEMO_AMPLITUDE_API_KEY": "demo-amplitude-api-key",
+}
+
+
+def demo_integrations_document(base_url: str) -> dict:
+    """An iOS and an Android mParticle feed and one Amplitude project, all on the emulators."""
+    return {
+        "integrations": [
+            {
+                "name": "demo_ios_feed",
+                "type": "mparticle",
+                "app_id": PRODUCTION_APP_ID,
+                "platform": "apple",
+                "base_url": base_url,
+                "credentials": {"key_env": "DEMO_IOS_KEY", "secret_env": "DEMO_IOS_SECRET"},
+                "customer_id": "external_id",
+                "fallback_to_nami_user_id": True,
+            },
+            {
+                "name": "demo_android_feed",
+                "type": "mparticle",
+                "app_id": PRODUCTION_APP_ID,
+                "platform": "google",
+                "base_url": base_url,
+                "credentials": {
+                    "key_env": "DEMO_ANDROID_KEY",
+                    "secret_env": "DEMO_ANDROID_SECRET",
+                },
+                "customer_id": "external_id",
+            },
+            {
+                "name": "demo_amplitude",
+                "type": "amplitude",
+                "app_id": PRODUCTION_APP_ID,
+                "endpoint": base_url,
+                "credentials": {"api_key_env": "DEMO_AMPLITUDE_API_KEY"},
+                "user_id": "external_id",
+                "fallback_to_nami_user_id": True,
+            },
+        ]
+    }
 
 
 def _instance() -> dg.DagsterInstance:
     """The configured instance when DAGSTER_HOME is set (runs then show in the UI), else a
-    throw-away one."""
+    throw-away one on disk (the in-memory one slows down as runs accumulate)."""
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
+    return dg.DagsterInstance.local_temp()
+
+
+def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict:
+    if not result.success:
+        raise RuntimeError(f"the Dagster run for {node} failed")
+    materialization = result.asset_materializations_for_node(node)[0]
+    return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def materialize_snapshots(days: list[date], instance: dg.DagsterInstance) -> list[dict]:
-    """Materialize the snapshot partitions in order, as the daily schedule would."""
-    from nami_pipelines.defs.resources import event_store_resource
-    from nami_pipelines.defs.snapshots.assets import user_attribute_snapshots
-
-    summaries = []
-    for day in days:
-        result = dg.materialize(
-            [user_attribute_snapshots],
-            partition_key=day.isoformat(),
-            instance=instance,
-            resources={"event_store": event_store_resource()},
-            run_config=QUIET_RUN_CONFIG,
-        )
-        if not result.success:
-            raise RuntimeError(f"snapshot of {day} failed")
-        materialization = result.asset_materializations_for_node("user_attribute_snapshots")[0]
-        values = {key: value.value for key, value in materialization.metadata.items()}
-        summaries.append({"day": day.isoformat(), **values})
-    return summaries
+    """The snapshot partitions in order, as the daily schedule would run them."""
+    return [
+        {
+            "day": day.isoformat(),
+            **_metadata(
+                dg.materialize(
+                    [user_attribute_snapshots],
+                    partition_key=day.isoformat(),
+                    instance=instance,
+                    resources={"event_store": event_store_resource()},
+                    run_config=QUIET_RUN_CONFIG,
+                ),
+                "user_attribute_snapshots",
+            ),
+        }
+        for day in days
+    ]
 
 
-def run_demo(*, users: int, days: int, seed: int) -> None:
+def deliver(
+    integrations: tuple[AnyIntegration, ...], days: list[date], instance: dg.DagsterInstance
+) -> dict[str, dict[str, int]]:
+    """Every (day, integration) partition through Dagster; totals per integration."""
+    deliveries = dg.Definitions.merge(
+        build_delivery_definitions(integrations),
+        dg.Definitions(resources={"event_store": event_store_resource()}),
+    ).get_assets_def(DELIVERIES_KEY)
+    totals: dict[str, dict[str, int]] = {}
+    for integration in integrations:
+        total = totals.setdefault(integration.name, {})
+        for day in days:
+            result = dg.materialize(
+                [deliveries],
+                partition_key=delivery_key(day.isoformat(), integration.name),
+                instance=instance,
+                resources={"event_store": event_store_resource()},
+                run_config=QUIET_RUN_CONFIG,
+            )
+            for name, value in _metadata(result, "integration_deliveries").items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    total[name] = total.get(name, 0) + value
+    return totals
+
+
+def _table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in rows)) for c in columns}
+    lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(row.get(c, "")).rjust(widths[c]) for c in columns) for row in rows]
+    return "\n".join(lines)
+
+
+def _load(path: Path, store: EventStore) -> LoadSummary:
     from nami_pipelines.cli import load_file_with_progress
-    from nami_pipelines.events.generator import write_events_ndjson
 
+    return load_file_with_progress(path, store)
+
+
+def run_demo(*, users: int, days: int, seed: int) -> bool:
+    """Returns True when every integration's accepted events match what its emulator recorded."""
     today = datetime.now(UTC).date()
     start = today - timedelta(days=days)
-    sample = Path(data_dir()) / "demo" / f"events-{start.isoformat()}-{days}d-{users}u.ndjson"
-    sample.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(data_dir()) / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = folder / f"events-{start.isoformat()}-{days}d-{users}u-s{seed}.ndjson"
     print(f"event store: {events_db_url().split('@')[-1]}")
     count = write_events_ndjson(
         sample, users=users, days=days, start=start, seed=seed, show_progress=True
     )
     print(f"generated {count} events for {users} users, {start} .. {today - timedelta(days=1)}")
     store = EventStore(events_db_url())
-    print(f"load: {load_file_with_progress(sample, store).describe()}")
-    instance = _instance()
-    summaries = materialize_snapshots([start + timedelta(days=n) for n in range(days)], instance)
-    print()
-    columns = (
-        "day",
-        "users",
-        "active_subscribers",
-        "in_trial",
-        "in_grace_period",
-        "former_subscribers",
-        "day_events",
-        "mode",
+    print(f"load: {_load(sample, store).describe()}")
+    os.environ.update(DEMO_SECRETS)
+    settings = EmulatorSettings(
+        mparticle_credentials={
+            DEMO_SECRETS["DEMO_IOS_KEY"]: DEMO_SECRETS["DEMO_IOS_SECRET"],
+            DEMO_SECRETS["DEMO_ANDROID_KEY"]: DEMO_SECRETS["DEMO_ANDROID_SECRET"],
+        },
+        amplitude_api_keys=[DEMO_SECRETS["DEMO_AMPLITUDE_API_KEY"]],
     )
-    print("  ".join(f"{name:>18}" for name in columns))
-    for summary in summaries:
-        print("  ".join(f"{summary[name]!s:>18}" for name in columns))
+    instance = _instance()
+    day_list = [start + timedelta(days=n) for n in range(days)]
+    with EmulatorProcess(settings) as emulator:
+        document = demo_integrations_document(emulator.url)
+        (folder / "integrations.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        integrations = parse_integrations(document)
+        print(f"emulators: {emulator.url} (integrations in {folder / 'integrations.yaml'})")
+        snapshots = materialize_snapshots(day_list, instance)
+        totals = deliver(integrations, day_list, instance)
+        stats = emulator.stats()
+    print("\nsnapshots")
+    print(
+        _table(
+            snapshots,
+            (
+                "day",
+                "users",
+                "active_subscribers",
+                "in_trial",
+                "in_grace_period",
+                "former_subscribers",
+                "day_events",
+                "mode",
+            ),
+        )
+    )
+    ledger = DeliveryLedger(store.engine)
+    rows, agreed = [], True
+    for integration in integrations:
+        total = totals[integration.name]
+        if integration.type == "mparticle":
+            key = os.environ[integration.credentials.key_env]
+            recorded = stats["mparticle"]["per_credential"].get(key, {}).get("unique_events", 0)
+        else:
+            key = os.environ[integration.credentials.api_key_env]
+            recorded = stats["amplitude"]["per_credential"].get(key, {}).get("unique_events", 0)
+        in_ledger = sum(1 for row in ledger.entries(integration.name) if row["status"] == ACCEPTED)
+        agreed &= recorded == total.get("accepted", 0)
+        rows.append(
+            {
+                "integration": integration.name,
+                "selected": total.get("selected", 0),
+                "accepted": total.get("accepted", 0),
+                "rejected": total.get("rejected", 0),
+                "skipped": total.get("skipped", 0),
+                "already_sent": total.get("already_sent", 0),
+                "attribute_updates": total.get("attribute_updates", 0),
+                "emulator_recorded": recorded,
+                "accepted_all_runs": in_ledger,
+            }
+        )
+    print("\ndeliveries (this run; the emulators are new each run)")
+    print(
+        _table(
+            rows,
+            (
+                "integration",
+                "selected",
+                "accepted",
+                "rejected",
+                "skipped",
+                "already_sent",
+                "attribute_updates",
+                "emulator_recorded",
+                "accepted_all_runs",
+            ),
+        )
+    )
+    print(
+        "\naccepted events and emulator records agree"
+        if agreed
+        else "\nMISMATCH between accepted events and emulator records"
+    )
+    return agreed
