@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from tqdm import tqdm
@@ -80,6 +80,74 @@ def command_snapshot(arguments: argparse.Namespace) -> None:
         print(json.dumps(record))
 
 
+def _integrations(names: Sequence[str]) -> list:
+    """The named integrations from the integrations file (`all` for every enabled one)."""
+    from nami_pipelines.config import IntegrationConfigError, load_integrations
+
+    try:
+        configured = {integration.name: integration for integration in load_integrations()}
+    except IntegrationConfigError as error:
+        raise CommandError(str(error)) from None
+    if not configured:
+        raise CommandError("no integrations configured (set NAMI_INTEGRATIONS_FILE)")
+    if list(names) == ["all"]:
+        return [integration for integration in configured.values() if integration.enabled]
+    unknown = [name for name in names if name not in configured]
+    if unknown:
+        raise CommandError(
+            f"unknown integration(s) {', '.join(unknown)}; configured: {', '.join(configured)}"
+        )
+    return [configured[name] for name in names]
+
+
+def command_preview(arguments: argparse.Namespace) -> None:
+    from nami_pipelines.delivery.clients import client_for
+    from nami_pipelines.delivery.preview import preview_day
+    from nami_pipelines.snapshots.repository import SnapshotRepository
+
+    (integration,) = _integrations([arguments.integration])
+    store = _open_store()
+    for body in preview_day(
+        store=store,
+        repository=SnapshotRepository(store.engine),
+        integration=integration,
+        client=client_for(integration),
+        day=arguments.date,
+    ):
+        print(body.decode())
+
+
+def command_backfill(arguments: argparse.Namespace) -> None:
+    from nami_pipelines.defs.delivery.backfill import backfill_deliveries
+    from nami_pipelines.demo import dagster_instance
+
+    if arguments.to_date < arguments.from_date:
+        raise CommandError("--to is before --from")
+    integrations = _integrations(arguments.integration)
+    span = (arguments.to_date - arguments.from_date).days + 1
+    days = [arguments.from_date + timedelta(days=offset) for offset in range(span)]
+
+    def report(day: date, name: str, metadata: dict) -> None:
+        print(
+            f"{day} {name}: selected {metadata.get('selected', 0)}, "
+            f"accepted {metadata.get('accepted', 0)}, rejected {metadata.get('rejected', 0)}, "
+            f"skipped {metadata.get('skipped', 0)}, already sent {metadata.get('already_sent', 0)}, "
+            f"attribute updates {metadata.get('attribute_updates', 0)}",
+            flush=True,
+        )
+
+    try:
+        backfill_deliveries(
+            integrations,
+            days,
+            instance=dagster_instance(),
+            resend=arguments.resend,
+            on_partition=report,
+        )
+    except RuntimeError as error:
+        raise CommandError(f"{error} (see the run in the Dagster UI)") from None
+
+
 def command_emulate(arguments: argparse.Namespace) -> None:
     from nami_pipelines.emulators.server import serve
 
@@ -125,6 +193,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     snapshot = add("snapshot", command_snapshot, "print every user's namiml_* attributes at --at")
     snapshot.add_argument("--at", required=True, help="ISO 8601 instant with a UTC offset")
+
+    preview = add(
+        "preview",
+        command_preview,
+        "print the request bodies delivery would send for a day (sends and writes nothing; "
+        "API keys shown as ${VARIABLE})",
+    )
+    preview.add_argument("--integration", required=True)
+    preview.add_argument("--date", type=_iso_date, required=True)
+
+    backfill = add(
+        "backfill",
+        command_backfill,
+        "deliver a range of days to integrations through Dagster (runs show in the UI)",
+    )
+    backfill.add_argument(
+        "--integration", nargs="+", required=True, help="integration names, or: all"
+    )
+    backfill.add_argument("--from", dest="from_date", type=_iso_date, required=True)
+    backfill.add_argument("--to", dest="to_date", type=_iso_date, required=True)
+    backfill.add_argument(
+        "--resend", action="store_true", help="send again events already accepted"
+    )
 
     emulate = add("emulate", command_emulate, "run the local mParticle and Amplitude emulators")
     emulate.add_argument("--host", default="127.0.0.1")

@@ -8,10 +8,12 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from nami_pipelines.config import AnyIntegration, parse_integrations
-from nami_pipelines.defs.delivery.assets import DELIVERIES_KEY
-from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
-from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.config import parse_integrations
+from nami_pipelines.defs.delivery.backfill import (
+    QUIET_RUN_CONFIG,
+    backfill_deliveries,
+    run_metadata,
+)
 from nami_pipelines.defs.resources import event_store_resource
 from nami_pipelines.defs.snapshots.assets import user_attribute_snapshots
 from nami_pipelines.delivery.ledger import DeliveryLedger
@@ -22,7 +24,6 @@ from nami_pipelines.events.loader import LoadSummary
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.settings import data_dir, events_db_url
 
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 DEMO_SECRETS = {
     "DEMO_IOS_KEY": "demo-ios-s2s-key",
     "DEMO_IOS_SECRET": "demo-ios-s2s-secret",
@@ -71,7 +72,7 @@ def demo_integrations_document(base_url: str) -> dict:
     }
 
 
-def _instance() -> dg.DagsterInstance:
+def dagster_instance() -> dg.DagsterInstance:
     """The configured instance when DAGSTER_HOME is set (runs then show in the UI), else a
     throw-away one on disk (the in-memory one slows down as runs accumulate)."""
     if os.environ.get("DAGSTER_HOME"):
@@ -79,19 +80,12 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.local_temp()
 
 
-def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict:
-    if not result.success:
-        raise RuntimeError(f"the Dagster run for {node} failed")
-    materialization = result.asset_materializations_for_node(node)[0]
-    return {key: value.value for key, value in materialization.metadata.items()}
-
-
 def materialize_snapshots(days: list[date], instance: dg.DagsterInstance) -> list[dict]:
     """The snapshot partitions in order, as the daily schedule would run them."""
     return [
         {
             "day": day.isoformat(),
-            **_metadata(
+            **run_metadata(
                 dg.materialize(
                     [user_attribute_snapshots],
                     partition_key=day.isoformat(),
@@ -104,31 +98,6 @@ def materialize_snapshots(days: list[date], instance: dg.DagsterInstance) -> lis
         }
         for day in days
     ]
-
-
-def deliver(
-    integrations: tuple[AnyIntegration, ...], days: list[date], instance: dg.DagsterInstance
-) -> dict[str, dict[str, int]]:
-    """Every (day, integration) partition through Dagster; totals per integration."""
-    deliveries = dg.Definitions.merge(
-        build_delivery_definitions(integrations),
-        dg.Definitions(resources={"event_store": event_store_resource()}),
-    ).get_assets_def(DELIVERIES_KEY)
-    totals: dict[str, dict[str, int]] = {}
-    for integration in integrations:
-        total = totals.setdefault(integration.name, {})
-        for day in days:
-            result = dg.materialize(
-                [deliveries],
-                partition_key=delivery_key(day.isoformat(), integration.name),
-                instance=instance,
-                resources={"event_store": event_store_resource()},
-                run_config=QUIET_RUN_CONFIG,
-            )
-            for name, value in _metadata(result, "integration_deliveries").items():
-                if isinstance(value, int) and not isinstance(value, bool):
-                    total[name] = total.get(name, 0) + value
-    return totals
 
 
 def _table(rows: list[dict], columns: tuple[str, ...]) -> str:
@@ -166,7 +135,7 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
         },
         amplitude_api_keys=[DEMO_SECRETS["DEMO_AMPLITUDE_API_KEY"]],
     )
-    instance = _instance()
+    instance = dagster_instance()
     day_list = [start + timedelta(days=n) for n in range(days)]
     with EmulatorProcess(settings) as emulator:
         document = demo_integrations_document(emulator.url)
@@ -174,7 +143,7 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
         integrations = parse_integrations(document)
         print(f"emulators: {emulator.url} (integrations in {folder / 'integrations.yaml'})")
         snapshots = materialize_snapshots(day_list, instance)
-        totals = deliver(integrations, day_list, instance)
+        totals = backfill_deliveries(integrations, day_list, instance=instance)
         stats = emulator.stats()
     print("\nsnapshots")
     print(

@@ -67,3 +67,93 @@ def test_bad_input_is_one_line_and_non_zero(arguments, message, capsys, tmp_path
     error = capsys.readouterr().err.strip()
     assert message in error
     assert len(error.splitlines()) == 1
+
+
+@pytest.fixture
+def configured(cli_database, tmp_path, monkeypatch, fresh_emulator, credentials_env):
+    """Recent sample events loaded and the test integrations written to an integrations file."""
+    from datetime import UTC, datetime, timedelta
+
+    import yaml
+
+    from nami_pipelines.events.generator import PRODUCTION_APP_ID
+    from nami_pipelines_tests.conftest import integrations_document
+
+    start = datetime.now(UTC).date() - timedelta(days=3)
+    events = tmp_path / "events.ndjson"
+    assert (
+        main(
+            [
+                "generate",
+                "--users",
+                "40",
+                "--days",
+                "2",
+                "--start",
+                str(start),
+                "--out",
+                str(events),
+            ]
+        )
+        == 0
+    )
+    assert main(["load", str(events)]) == 0
+    integrations = tmp_path / "integrations.yaml"
+    integrations.write_text(
+        yaml.safe_dump(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+    )
+    monkeypatch.setenv("NAMI_INTEGRATIONS_FILE", str(integrations))
+    return {"days": [start, start + timedelta(days=1)], "emulator": fresh_emulator}
+
+
+def test_preview_prints_request_bodies_and_sends_and_writes_nothing(configured, capsys):
+    from nami_pipelines.delivery.ledger import DeliveryLedger
+    from nami_pipelines.events.store import EventStore
+    from nami_pipelines.settings import events_db_url
+    from nami_pipelines_tests.conftest import AMPLITUDE_KEYS
+
+    capsys.readouterr()
+    day = str(configured["days"][0])
+    assert main(["preview", "--integration", "amplitude_prod", "--date", day]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    bodies = [json.loads(line) for line in lines]
+    event_bodies = [body for body in bodies if "events" in body]
+    assert event_bodies and all(b["api_key"] == "${AMPLITUDE_PROD_API_KEY}" for b in bodies)
+    assert AMPLITUDE_KEYS["amplitude_prod"] not in "\n".join(lines)
+    assert sum(len(body["events"]) for body in event_bodies) > 10
+    assert configured["emulator"].stats()["amplitude"]["requests"] == 0
+    assert DeliveryLedger(EventStore(events_db_url()).engine).entries("amplitude_prod") == []
+
+
+def test_backfill_delivers_a_range_and_a_second_backfill_sends_nothing(
+    configured, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    first_day, last_day = (str(day) for day in configured["days"])
+    arguments = [
+        "backfill",
+        "--integration",
+        "ios_feed",
+        "amplitude_prod",
+        "--from",
+        first_day,
+        "--to",
+        last_day,
+    ]
+    capsys.readouterr()
+    assert main(arguments) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all("accepted" in line for line in lines)
+    stats = configured["emulator"].stats()
+    sent = stats["mparticle"]["unique_events"] + stats["amplitude"]["unique_events"]
+    assert sent > 0
+    assert main(arguments) == 0
+    assert all("accepted 0," in line for line in capsys.readouterr().out.splitlines())
+    again = configured["emulator"].stats()
+    assert again["mparticle"]["unique_events"] + again["amplitude"]["unique_events"] == sent
+
+
+def test_unknown_integration_is_a_one_line_error(configured, capsys):
+    assert main(["preview", "--integration", "nope", "--date", "2026-02-01"]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "unknown integration(s) nope" in error and len(error.splitlines()) == 1

@@ -8,7 +8,7 @@ client never reads the database and the store never knows a destination.
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -168,6 +168,48 @@ class _LedgerSink(DeliverySink):
         self.report.attribute_updates += len(users)
 
 
+@dataclass(frozen=True, slots=True)
+class DayChunk:
+    """Some users' events of the day: all of them (the attributes as of an event depend on the
+    devices seen earlier that day), and the ones this integration sends."""
+
+    events: pd.DataFrame
+    selected: pd.DataFrame
+
+
+def day_chunks(
+    store: EventStore, integration: AnyIntegration, day: date, chunk_rows: int = DAY_CHUNK_ROWS
+) -> Iterator[DayChunk]:
+    for chunk in store.read_events_by_user(
+        occurred_after=day_end(day - timedelta(days=1)),
+        occurred_until=day_end(day),
+        app_id=integration.app_id,
+        chunk_rows=chunk_rows,
+    ):
+        yield DayChunk(chunk, chunk[selects(integration, chunk)])
+
+
+def outgoing_events(
+    store: EventStore,
+    repository: SnapshotRepository,
+    chunk: DayChunk,
+    to_send: pd.DataFrame,
+    day: date,
+) -> tuple[list[OutgoingEvent], dict[str, UserAttributes]]:
+    """The events to send, each `user.*` event with the user's attributes as of itself."""
+    users = sorted(set(to_send[USER].dropna()))
+    state_before = state_of_users_at(store, repository, users, day_end(day - timedelta(days=1)))
+    carried = attributes_at_events(state_before, chunk.events[chunk.events[USER].isin(users)])
+    outgoing = [
+        OutgoingEvent(
+            to_nami_event(record),
+            carried.get(record["event_id"]) if is_user_event(record["event_type"]) else None,
+        )
+        for record in to_send.to_dict("records")
+    ]
+    return outgoing, carried
+
+
 def deliver_day(
     *,
     store: EventStore,
@@ -187,17 +229,11 @@ def deliver_day(
     now = now or datetime.now(UTC)
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     report = DeliveryReport(integration=integration.name, day=day)
-    day_start = day_end(day - timedelta(days=1))
     report.historical = day_end(day) < now - HISTORICAL_AGE
     touched: set[str] = set()
     profiles: dict[str, UserAttributes] = {}
-    for chunk in store.read_events_by_user(
-        occurred_after=day_start,
-        occurred_until=day_end(day),
-        app_id=integration.app_id,
-        chunk_rows=chunk_rows,
-    ):
-        selected = chunk[selects(integration, chunk)]
+    for chunk in day_chunks(store, integration, day, chunk_rows):
+        selected = chunk.selected
         report.selected += len(selected)
         if selected.empty:
             continue
@@ -216,24 +252,14 @@ def deliver_day(
         if not claimed:
             continue
         to_send = selected[selected["event_id"].isin(claimed)]
-        users = sorted(set(to_send[USER].dropna()))
-        touched.update(users)
-        state_before = state_of_users_at(store, repository, users, day_start)
-        carried = attributes_at_events(state_before, chunk[chunk[USER].isin(users)])
-        records = to_send.to_dict("records")
-        outgoing = [
-            OutgoingEvent(
-                to_nami_event(record),
-                carried.get(record["event_id"]) if is_user_event(record["event_type"]) else None,
-            )
-            for record in records
-        ]
+        touched.update(to_send[USER].dropna())
+        outgoing, carried = outgoing_events(store, repository, chunk, to_send, day)
         sink = _LedgerSink(
             ledger,
             integration.name,
             worker,
             report,
-            {record["event_id"]: record[USER] for record in records},
+            dict(zip(to_send["event_id"], to_send[USER], strict=True)),
             carried,
         )
         client.send_events(outgoing, historical=report.historical, sink=sink)
@@ -260,32 +286,31 @@ def deliver_day(
     return report
 
 
-def sync_attributes(
+def attribute_targets(
     *,
     store: EventStore,
     repository: SnapshotRepository,
     ledger: DeliveryLedger,
     integration: AnyIntegration,
-    client: DestinationClient,
     users: Sequence[str],
     at: datetime,
-    report: DeliveryReport,
-    worker: str,
-) -> None:
-    """Send attribute-only updates to users whose attributes at `at` differ from what this
-    integration last sent them (profiles never move backwards, SPEC §7)."""
+    assume_sent: dict[str, UserAttributes] | None = None,
+) -> tuple[list[AttributeUpdateTarget], dict[str, UserAttributes]]:
+    """Users of this integration whose attributes at `at` differ from what it last sent them
+    (or from `assume_sent`, for a preview of events not really sent), with those attributes.
+    Read-only: nothing is sent or recorded here."""
     if not users:
-        return
+        return [], {}
     contacts = store.latest_contact(
         users, app_id=integration.app_id, platform_type=bound_platform(integration)
     )
     if contacts.empty:
-        return
+        return [], {}
     in_scope = contacts[USER].tolist()
     snapshot = materialize_snapshot(
         state_of_users_at(store, repository, in_scope, at), pd.Timestamp(at)
     ).set_index(USER)
-    last_sent = ledger.last_sent_attributes(integration.name, in_scope)
+    last_sent = {**ledger.last_sent_attributes(integration.name, in_scope), **(assume_sent or {})}
     targets: list[AttributeUpdateTarget] = []
     current: dict[str, UserAttributes] = {}
     for contact in contacts.itertuples(index=False):
@@ -307,8 +332,34 @@ def sync_attributes(
                 device_id=_text(contact.device_id),
                 environment=contact.environment,
                 attributes=attributes,
+                as_of=at,
             )
         )
+    return targets, current
+
+
+def sync_attributes(
+    *,
+    store: EventStore,
+    repository: SnapshotRepository,
+    ledger: DeliveryLedger,
+    integration: AnyIntegration,
+    client: DestinationClient,
+    users: Sequence[str],
+    at: datetime,
+    report: DeliveryReport,
+    worker: str,
+) -> None:
+    """Send attribute-only updates to users whose attributes at `at` differ from what this
+    integration last sent them (profiles never move backwards, SPEC §7)."""
+    targets, current = attribute_targets(
+        store=store,
+        repository=repository,
+        ledger=ledger,
+        integration=integration,
+        users=users,
+        at=at,
+    )
     if targets:
         sink = _LedgerSink(ledger, integration.name, worker, report, {}, {})
         client.send_attribute_updates(targets, sink=sink, attributes=current)

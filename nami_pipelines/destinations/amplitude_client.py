@@ -2,7 +2,7 @@
 Identify API for attribute-only updates, and what each response means (SPEC §5)."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from nami_pipelines.config import AmplitudeIntegration
@@ -210,6 +210,45 @@ class AmplitudeClient:
             routed(packed, sink), on_outcomes=sink.outcomes, on_unresolved=sink.unresolved
         )
 
+    def _redacted_key(self) -> str:
+        """Previews show where the key goes, never the key."""
+        return f"${{{self.integration.credentials.api_key_env}}}"
+
+    def render_events(self, events: Sequence[OutgoingEvent]) -> Iterator[bytes]:
+        """The request bodies `send_events` would send, API key redacted (for previews)."""
+        mapped, _ = build_amplitude_events(events, self.integration)
+        options = amplitude_request_options(self.integration)
+        for item in pack_amplitude_requests(mapped, self._redacted_key(), options=options):
+            if isinstance(item, PackedRequest):
+                yield item.body
+
+    def render_attribute_updates(self, targets: Sequence[AttributeUpdateTarget]) -> Iterator[bytes]:
+        for request in self._identify_requests(targets):
+            form = {
+                "api_key": self._redacted_key(),
+                "identification": json.loads(request.identification),
+            }
+            yield json.dumps(form, separators=(",", ":")).encode()
+
+    def _identify_requests(self, targets: Sequence[AttributeUpdateTarget]) -> list[IdentifyRequest]:
+        identified = [
+            (target.nami_user_id, identification)
+            for target in targets
+            if isinstance(identification := build_identification(target, self.integration), dict)
+        ]
+        return [
+            IdentifyRequest(
+                users=tuple(
+                    user for user, _ in identified[start : start + IDENTIFICATIONS_PER_REQUEST]
+                ),
+                identification=json.dumps(
+                    [item for _, item in identified[start : start + IDENTIFICATIONS_PER_REQUEST]],
+                    separators=(",", ":"),
+                ),
+            )
+            for start in range(0, len(identified), IDENTIFICATIONS_PER_REQUEST)
+        ]
+
     def handle_identify(self, request: IdentifyRequest, response: HttpResponse) -> Handling:
         if response.status == 200:
             return Handling(accepted=True)
@@ -226,23 +265,7 @@ class AmplitudeClient:
         sink: DeliverySink,
         attributes: dict[str, UserAttributes],
     ) -> None:
-        identified = [
-            (target.nami_user_id, identification)
-            for target in targets
-            if isinstance(identification := build_identification(target, self.integration), dict)
-        ]
-        requests = [
-            IdentifyRequest(
-                users=tuple(
-                    user for user, _ in identified[start : start + IDENTIFICATIONS_PER_REQUEST]
-                ),
-                identification=json.dumps(
-                    [item for _, item in identified[start : start + IDENTIFICATIONS_PER_REQUEST]],
-                    separators=(",", ":"),
-                ),
-            )
-            for start in range(0, len(identified), IDENTIFICATIONS_PER_REQUEST)
-        ]
+        requests = self._identify_requests(targets)
         url = f"{self.integration.api_base}/identify"
 
         def send(request: IdentifyRequest) -> HttpResponse:

@@ -1,6 +1,6 @@
 """What a destination client offers the send loop, and what it reports back while it works."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from nami_pipelines.destinations.http import DispatchStats, Unresolved
@@ -37,3 +37,9 @@ class DestinationClient(Protocol):
         sink: DeliverySink,
         attributes: dict[str, UserAttributes],
     ) -> None: ...
+
+    def render_events(self, events: Sequence[OutgoingEvent]) -> Iterator[bytes]: ...
+
+    def render_attribute_updates(
+        self, targets: Sequence[AttributeUpdateTarget]
+    ) -> Iterator[bytes]: ...

@@ -131,6 +131,20 @@ class MParticleClient:
             on_unresolved=sink.unresolved,
         )
 
+    def render_events(self, events: Sequence[OutgoingEvent]) -> Iterator[bytes]:
+        """The request bodies `send_events` would send, without sending (for previews)."""
+        batches, _ = build_mparticle_batches(events, self.integration)
+        for item in pack_mparticle_bulk(batches):
+            if not isinstance(item, Skipped):
+                yield item.body
+
+    def render_attribute_updates(self, targets: Sequence[AttributeUpdateTarget]) -> Iterator[bytes]:
+        batches = [build_mparticle_attribute_batch(t, self.integration) for t in targets]
+        kept = [batch for batch in batches if isinstance(batch, MParticleBatch)]
+        for item in pack_mparticle_bulk(kept):
+            if not isinstance(item, Skipped):
+                yield item.body
+
     def send_attribute_updates(
         self,
         targets: Sequence[AttributeUpdateTarget],

@@ -1,0 +1,62 @@
+"""A dry run of one (day, integration): the request bodies delivery would send now, computed by
+the same selection, attribute and mapping code, with nothing sent and nothing written."""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+from nami_pipelines.config import AnyIntegration
+from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.delivery.run import (
+    USER,
+    attribute_targets,
+    day_chunks,
+    outgoing_events,
+)
+from nami_pipelines.destinations.client import DestinationClient
+from nami_pipelines.events.store import EventStore
+from nami_pipelines.snapshots.attributes import UserAttributes
+from nami_pipelines.snapshots.repository import SnapshotRepository
+
+
+def preview_day(
+    *,
+    store: EventStore,
+    repository: SnapshotRepository,
+    integration: AnyIntegration,
+    client: DestinationClient,
+    day: date,
+    now: datetime | None = None,
+) -> Iterator[bytes]:
+    """Event requests first (events already settled in the ledger are left out, as a real run
+    would), then the attribute updates that would follow them."""
+    now = now or datetime.now(UTC)
+    ledger = DeliveryLedger(store.engine)
+    touched: set[str] = set()
+    carried_last: dict[str, UserAttributes] = {}
+    for chunk in day_chunks(store, integration, day):
+        if chunk.selected.empty:
+            continue
+        settled = {
+            row["event_id"]
+            for row in ledger.entries(integration.name, chunk.selected["event_id"].tolist())
+            if row["status"] != "pending"
+        }
+        to_send = chunk.selected[~chunk.selected["event_id"].isin(settled)]
+        if to_send.empty:
+            continue
+        outgoing, _ = outgoing_events(store, repository, chunk, to_send, day)
+        touched.update(to_send[USER].dropna())
+        for item in sorted(outgoing, key=lambda item: item.event.occurred_at):
+            if item.attributes is not None and item.event.nami_user_id:
+                carried_last[item.event.nami_user_id] = item.attributes
+        yield from client.render_events(outgoing)
+    targets, _ = attribute_targets(
+        store=store,
+        repository=repository,
+        ledger=ledger,
+        integration=integration,
+        users=sorted(touched),
+        at=now,
+        assume_sent=carried_last,
+    )
+    yield from client.render_attribute_updates(targets)
