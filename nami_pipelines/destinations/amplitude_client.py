@@ -43,6 +43,7 @@ INVALID_INDEX_FIELDS = (
     "events_with_invalid_id_lengths",
 )
 THROTTLE_HOLD_SECONDS = 30.0
+DEFAULT_EPS_THRESHOLD = 30
 IDENTIFICATIONS_PER_REQUEST = 500
 BATCH_API_MAX_REQUEST_BYTES = 20_000_000
 
@@ -167,26 +168,38 @@ class AmplitudeClient:
     def _throttled(
         self, request: EventsRequest, response: HttpResponse, body: dict
     ) -> Handling[EventsRequest]:
-        """Hold the throttled users' and devices' events ~30 s; resend the others at once."""
-        throttled = {
-            int(p) for p in body.get("throttled_events") or [] if int(p) < len(request.items)
-        }
+        """Resend the others at once; the throttled ids' events in waves, ~30 s apart, each with
+        at most half the allowed events per id, so a heavy user is not throttled forever."""
+        count = len(request.items)
+        throttled = sorted({int(p) for p in body.get("throttled_events") or [] if int(p) < count})
         reason = response_summary(response, limit=200)
-        if not throttled or len(throttled) == len(request.items):
+        if not throttled:
             retry_after = response.retry_after()
-            delay = (
-                self.throttle_hold_seconds
-                if retry_after is None
-                else self.policy.honour(retry_after)
-            )
+            delay = None if retry_after is None else self.policy.honour(retry_after)
             return Handling(retries=[Retry(request, reason, delay=delay)])
-        others = [p for p in range(len(request.items)) if p not in throttled]
-        return Handling(
-            retries=[
-                Retry(take_items(request, throttled), reason, delay=self.throttle_hold_seconds),
-                Retry(take_items(request, others), reason, delay=0, counts_as_attempt=False),
-            ]
-        )
+        per_wave = max(1, int(body.get("eps_threshold") or DEFAULT_EPS_THRESHOLD) // 2)
+        by_id: dict[str, list[int]] = {}
+        for position in throttled:
+            event = request.items[position].body
+            by_id.setdefault(str(event.get("user_id") or event.get("device_id")), []).append(
+                position
+            )
+        waves: list[list[int]] = []
+        for positions in by_id.values():
+            for wave, start in enumerate(range(0, len(positions), per_wave)):
+                if wave == len(waves):
+                    waves.append([])
+                waves[wave].extend(positions[start : start + per_wave])
+        retries = [
+            Retry(take_items(request, wave), reason, delay=self.throttle_hold_seconds * (n + 1))
+            for n, wave in enumerate(waves)
+        ]
+        others = sorted(set(range(count)) - set(throttled))
+        if others:
+            retries.append(
+                Retry(take_items(request, others), reason, delay=0, counts_as_attempt=False)
+            )
+        return Handling(retries=retries)
 
     def send_events(
         self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink

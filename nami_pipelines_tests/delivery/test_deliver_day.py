@@ -19,6 +19,7 @@ from nami_pipelines.snapshots.attributes import FLAG_ATTRIBUTES
 from nami_pipelines.snapshots.current import state_of_users_at
 from nami_pipelines.snapshots.repository import SnapshotRepository
 from nami_pipelines.snapshots.state import materialize_snapshot
+from nami_pipelines_tests.builders import EventLog
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 
 FAST = RetryPolicy(max_attempts=12, base_delay=0.01, max_delay=0.2)
@@ -230,3 +231,70 @@ def test_days_older_than_30_days_use_the_historical_endpoint(
     assert historical["unique_events"] == report.accepted
     # Old events do not carry profiles forward; the closing attribute update does (live path).
     assert report.attribute_updates > 0
+
+
+def test_forced_413s_are_split_and_every_event_still_arrives(world):
+    emulator = world["emulator"]
+    emulator.inject_faults(FaultRule(kind="too_large", rate=1.0, count=3), seed=3)
+    for name in ("ios_feed", "amplitude_prod"):
+        report = deliver(world, name, world["days"][0])
+        assert report.unresolved == 0
+    responses = {**emulator.stats()["mparticle"]["responses"]}
+    responses.update({f"a{k}": v for k, v in emulator.stats()["amplitude"]["responses"].items()})
+    assert sum(v for k, v in responses.items() if k.endswith("413")) == 3
+    for name, api, credential in (
+        ("ios_feed", "mparticle", MPARTICLE_KEYS["ios_feed"][0]),
+        ("amplitude_prod", "amplitude", AMPLITUDE_KEYS["amplitude_prod"]),
+    ):
+        accepted = {r["event_id"] for r in world["ledger"].entries(name) if r["status"] == ACCEPTED}
+        assert set(received_ids(emulator, api, credential)) == accepted
+
+
+def test_a_heavy_user_beyond_30_events_per_second_is_resent_in_waves(world, tmp_path):
+    log = EventLog()
+    day = world["days"][0]
+    for n in range(45):
+        record = log.device_event(
+            "heavy-user",
+            "device.impression",
+            f"{day}T10:{n // 60:02d}:{n % 60:02d}+00:00",
+            device="heavy-device-0001",
+            external_id="heavy-external-id",
+        )
+        record["app_id"] = PRODUCTION_APP_ID
+        record["event_id"] = f"heavy-{n:03d}"
+    (tmp_path / "heavy.ndjson").write_text(log.ndjson())
+    load_ndjson_file(tmp_path / "heavy.ndjson", world["store"])
+    report = deliver(world, "amplitude_prod", day)
+    assert report.throttled >= 1 and report.unresolved == 0
+    heavy = [
+        r for r in world["ledger"].entries("amplitude_prod") if r["event_id"].startswith("heavy")
+    ]
+    assert len(heavy) == 45 and {r["status"] for r in heavy} == {ACCEPTED}
+
+
+def test_no_credential_in_logs_or_errors_after_a_run_with_failures(world, caplog, monkeypatch):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    world["emulator"].inject_faults(
+        FaultRule(kind="server_error", rate=0.3, status=502),
+        FaultRule(kind="drop", rate=0.1),
+        seed=5,
+    )
+    for name in world["integrations"]:
+        deliver(world, name, world["days"][0])
+    monkeypatch.setenv("AMPLITUDE_PROD_API_KEY", "refused-key-9f8e7d")
+    with pytest.raises(CredentialsRejected) as raised:
+        deliver(world, "amplitude_prod", world["days"][1])
+    secrets = [key for pair in MPARTICLE_KEYS.values() for key in pair]
+    secrets += [*AMPLITUDE_KEYS.values(), "refused-key-9f8e7d"]
+    reasons = " ".join(
+        str(row["reason"])
+        for name in world["integrations"]
+        for row in world["ledger"].entries(name)
+    )
+    for secret in secrets:
+        assert secret not in caplog.text
+        assert secret not in str(raised.value)
+        assert secret not in reasons
