@@ -205,6 +205,8 @@ def _describe(error: ValidationError, raw: list[Any]) -> str:
         location = location[2:]
         if location and location[0] in ("mparticle", "amplitude"):
             location = location[1:]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        location = ["type"]
     field = ".".join(str(part) for part in location) or "(entry)"
     return f"integration '{name}': field '{field}': {first['msg']}"
 

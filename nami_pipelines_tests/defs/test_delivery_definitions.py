@@ -179,3 +179,17 @@ def test_example_file_is_valid_and_names_no_secret():
         ("amplitude", None),
     }
     assert {i.endpoint for i in integrations if i.type == "amplitude"} == {"standard", "eu"}
+
+
+def test_reconciliation_schedule_reruns_yesterday_for_every_enabled_integration(setup):
+    from nami_pipelines.defs.delivery.automation import build_reconciliation_schedule
+
+    integrations = [*setup["integrations"]]
+    integrations[1] = integrations[1].model_copy(update={"enabled": False})
+    schedule = build_reconciliation_schedule("integration_deliveries_job", integrations)
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 2, 1, 0))
+    requests = schedule(context)
+    assert sorted(
+        (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
+        for r in requests
+    ) == [("2026-03-01", "amplitude_prod"), ("2026-03-01", "ios_feed")]

@@ -298,3 +298,73 @@ def test_no_credential_in_logs_or_errors_after_a_run_with_failures(world, caplog
         assert secret not in caplog.text
         assert secret not in str(raised.value)
         assert secret not in reasons
+
+
+def test_an_entitlement_expiring_with_no_event_reaches_the_profile(
+    event_store, tmp_path, fresh_emulator, credentials_env
+):
+    from nami_pipelines.delivery.attribute_sync import sync_expired_attributes
+    from nami_pipelines.snapshots.daily import materialize_day
+
+    now = datetime.now(UTC)
+    day = (now - timedelta(days=2)).date()
+    log = EventLog()
+    record = log.user_event(
+        "expiring-user",
+        "user.journey.trial.started",
+        f"{day}T08:00:00+00:00",
+        entitlements=[("premium", "premium_weekly", (now - timedelta(hours=1)).isoformat())],
+        in_trial_period=True,
+    )
+    record["app_id"] = PRODUCTION_APP_ID
+    (tmp_path / "trial.ndjson").write_text(log.ndjson())
+    load_ndjson_file(tmp_path / "trial.ndjson", event_store)
+    integration = next(
+        i
+        for i in parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+        if i.name == "ios_feed"
+    )
+    repository = SnapshotRepository(event_store.engine)
+    common = {"store": event_store, "repository": repository, "integration": integration}
+    deliver_day(
+        **common,
+        ledger=DeliveryLedger(event_store.engine),
+        client=client_for(integration, policy=FAST),
+        day=day,
+        now=now - timedelta(hours=2),
+    )
+
+    def profile() -> dict:
+        (found,) = [p for p in fresh_emulator.profiles("mparticle") if p["user"] == "expiring-user"]
+        return found["attributes"]
+
+    assert profile()["namiml_in_trial_period"] == "true"
+    materialize_day(event_store, repository, day)
+    client = client_for(integration, policy=FAST)
+    assert sync_expired_attributes(**common, client=client, now=now) == 1
+    assert profile()["namiml_in_trial_period"] == "false"
+    assert profile()["namiml_active_entitlements"] == []
+    assert sync_expired_attributes(**common, client=client, now=now) == 0
+
+
+def test_old_days_use_amplitudes_batch_api_where_configured(
+    event_store, tmp_path, fresh_emulator, credentials_env
+):
+    old_start = datetime.now(UTC).date() - timedelta(days=45)
+    source = tmp_path / "old.ndjson"
+    write_events_ndjson(source, users=20, days=1, start=old_start, seed=6)
+    load_ndjson_file(source, event_store)
+    document = integrations_document(fresh_emulator.url, PRODUCTION_APP_ID)
+    document["integrations"][2]["use_batch_api_for_backfills"] = True
+    integration = parse_integrations(document)[2]
+    report = deliver_day(
+        store=event_store,
+        repository=SnapshotRepository(event_store.engine),
+        ledger=DeliveryLedger(event_store.engine),
+        integration=integration,
+        client=client_for(integration, policy=FAST),
+        day=old_start,
+    )
+    endpoints = {record["endpoint"] for record in fresh_emulator.received("amplitude")}
+    assert report.historical and report.accepted > 0
+    assert endpoints == {"/batch"}
