@@ -22,3 +22,13 @@ def events_db_url() -> str:
     if configured:
         return configured
     return f"sqlite:///{data_dir() / 'nami_events.sqlite'}"
+
+
+LEASE_SECONDS_VARIABLE = "NAMI_DELIVERY_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 600
+
+
+def delivery_lease_seconds() -> float:
+    """How long a delivery run holds the events it claimed before another run may take them
+    (after a crash, its events wait this long). Longer than a run's worst retry sequence."""
+    return float(os.environ.get(LEASE_SECONDS_VARIABLE, DEFAULT_LEASE_SECONDS))

@@ -68,6 +68,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 @pytest.fixture
+def production_like_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[EventStore]:
+    """One database for long tests: PostgreSQL where configured (CI), else SQLite."""
+    if os.environ.get(POSTGRES_URL_VARIABLE):
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+    store = EventStore(url)
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
 def event_store(database_url: str) -> Iterator[EventStore]:
     store = EventStore(database_url)
     yield store

@@ -37,10 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.settings import delivery_lease_seconds
 
 PENDING = "pending"
 OUTCOMES = (ACCEPTED, REJECTED, SKIPPED)
-DEFAULT_LEASE = timedelta(minutes=10)
 _IDS_PER_STATEMENT = 1_000
 _REASON_MAX = 2_000
 
@@ -113,7 +113,7 @@ class DeliveryLedger:
         candidates: Sequence[Candidate],
         *,
         worker: str,
-        lease: timedelta = DEFAULT_LEASE,
+        lease: timedelta | None = None,
         resend: bool = False,
     ) -> list[str]:
         """Register candidates and lease the ones this worker may send now.
@@ -124,6 +124,7 @@ class DeliveryLedger:
         if not candidates:
             return []
         now = _now()
+        lease = lease or timedelta(seconds=delivery_lease_seconds())
         ids = [candidate.event_id for candidate in candidates]
         table = delivery_ledger
         with self.engine.begin() as connection:

@@ -122,15 +122,15 @@ class AmplitudeClient:
         if status == 400:
             return self._partly_invalid(request, response, body)
         if status == 413:
-            if len(request.items) > 1:
-                return Handling(
-                    retries=[
-                        Retry(half, "HTTP 413: split", delay=0, counts_as_attempt=False)
-                        for half in split_amplitude_request(request)
-                    ]
-                )
-            reason = response_summary(response)
-            return Handling(outcomes=[Outcome(i, REJECTED, reason) for i in ids])
+            if len(request.items) == 1:
+                # Packing keeps every event under the limits: retried (bounded), not dropped.
+                return Handling(retries=[Retry(request, response_summary(response))])
+            return Handling(
+                retries=[
+                    Retry(half, "HTTP 413: split", delay=0, counts_as_attempt=False)
+                    for half in split_amplitude_request(request)
+                ]
+            )
         if status == 429:
             return self._throttled(request, response, body)
         if status == 0 or status >= 500:

@@ -100,7 +100,11 @@ class MParticleClient:
             return Handling(
                 credentials_rejected=f"mParticle refused the S2S credentials (HTTP {status})"
             )
-        if status == 413 and request.batch_count > 1:
+        if status == 413:
+            if request.batch_count == 1:
+                # Packing keeps every batch under the documented limits: a 413 on one is the
+                # API's hiccup, retried (bounded), never a reason to drop the events.
+                return Handling(retries=[Retry(request, response_summary(response))])
             halves = split_mparticle_request(request)
             return Handling(
                 retries=[
