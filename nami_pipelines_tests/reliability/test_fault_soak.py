@@ -100,3 +100,9 @@ def test_fault_soak_delivers_exactly_the_expected_events(
         assert stats[api]["per_credential"][credential]["unique_events"] == len(accepted)
     total = sum(len(ledger.entries(name)) for name in ("ios_feed", "amplitude_prod"))
     assert total >= MINIMUM_EVENTS
+    print(
+        f"\nsoak: {total} events to 2 integrations in {time.monotonic() - started:.0f}s; "
+        f"faults {stats['mparticle']['faults']} / {stats['amplitude']['faults']}; "
+        f"duplicates absorbed by dedup: mParticle {stats['mparticle']['duplicate_events']}, "
+        f"Amplitude {stats['amplitude']['duplicate_events']}"
+    )

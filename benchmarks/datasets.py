@@ -1,0 +1,214 @@
+"""Generated event databases for the benchmarks, built once and reused while nothing changes.
+
+Generating and loading a million events takes about a minute, far longer than some cases run, so
+a built SQLite database is kept in the work folder under a key made of its parameters, the day it
+was built for (delivery datasets sit just before today, so they do not turn historical) and a
+hash of the package's source (a change to the loader, tables or snapshots invalidates it). Cases
+that write (the ledger, snapshot rows) work on a copy, so every case starts from the same state.
+"""
+
+import hashlib
+import json
+import math
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+import nami_pipelines
+from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.events.store import EventStore
+from nami_pipelines.events.tables import nami_events
+from nami_pipelines.snapshots.daily import day_end, materialize_day
+from nami_pipelines.snapshots.repository import SnapshotRepository
+
+# Measured on the generator: a one-day window gives about 1.83 production-app events per user
+# (8% of users belong to the staging app), a 30-day window about 14.9 events per user.
+PRODUCTION_EVENTS_PER_USER_DAY = 1.75
+EVENTS_PER_USER_30_DAYS = 14.9
+COHORT_DAYS = 7
+_READY = "ready.json"
+
+
+def source_fingerprint() -> str:
+    """A hash of every Python file of the package: cached databases follow the code."""
+    digest = hashlib.sha256()
+    root = Path(nami_pipelines.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def yesterday() -> date:
+    """The newest whole UTC day: recent enough for the live endpoints (not historical)."""
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A built database and what it holds."""
+
+    path: Path
+    info: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        return sqlite_url(self.path)
+
+    def copy_to(self, target: Path) -> "Dataset":
+        """A private copy for a case that writes (ledger rows, snapshot rows)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(self.path, target)
+        return Dataset(target, self.info)
+
+
+def _checkpoint(path: Path) -> None:
+    """Folds the WAL into the main file, so a plain file copy is the whole database."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _cached(
+    work: Path, kind: str, parameters: dict[str, Any], build: Callable[[Path], dict[str, Any]]
+) -> Dataset:
+    """The dataset for these parameters: from the cache when it is complete, else built."""
+    key_source = json.dumps({"kind": kind, **parameters, "code": source_fingerprint()}, default=str)
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+    folder = work / f"{kind}-{key}"
+    ready = folder / _READY
+    database = folder / "events.sqlite"
+    if ready.exists() and database.exists():
+        return Dataset(database, json.loads(ready.read_text()))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    info = {"kind": kind, **parameters, **build(folder)}
+    _checkpoint(database)
+    ready.write_text(json.dumps(info, default=str))
+    return Dataset(database, info)
+
+
+def _load(store: EventStore, ndjson: Path) -> int:
+    summary = load_ndjson_file(ndjson, store)
+    if summary.quarantined:
+        raise RuntimeError(f"{ndjson}: {summary.describe()} (generated events must all load)")
+    ndjson.unlink()
+    return summary.loaded
+
+
+def _count(store: EventStore, *conditions: Any) -> int:
+    with store.engine.connect() as connection:
+        query = select(func.count()).select_from(nami_events).where(*conditions)
+        return int(connection.execute(query).scalar() or 0)
+
+
+def day_dataset(work: Path, events: int, seed: int = 7, day: date | None = None) -> Dataset:
+    """At least `events` production-app events on one recent day, with the snapshots of that
+    day and the day before computed (delivery reads the state before the day from them).
+
+    Users are added in cohorts until the target is reached, so the count is met whatever the
+    generator's mix; the info records the exact numbers.
+    """
+    day = day or yesterday()
+
+    def build(folder: Path) -> dict[str, Any]:
+        store = EventStore(sqlite_url(folder / "events.sqlite"))
+        loaded, cohort, users = 0, 0, 0
+        in_day = (
+            nami_events.c.app_id == PRODUCTION_APP_ID,
+            nami_events.c.occurred_at > day_end(day - timedelta(days=1)),
+            nami_events.c.occurred_at <= day_end(day),
+        )
+        production = 0
+        while production < events:
+            missing = events - production
+            count = max(50, math.ceil(missing / PRODUCTION_EVENTS_PER_USER_DAY * 1.02))
+            ndjson = folder / f"cohort-{cohort}.ndjson"
+            write_events_ndjson(ndjson, users=count, days=1, start=day, seed=seed * 1000 + cohort)
+            loaded += _load(store, ndjson)
+            users += count
+            cohort += 1
+            production = _count(store, *in_day)
+        repository = SnapshotRepository(store.engine)
+        materialize_day(store, repository, day - timedelta(days=1))
+        materialize_day(store, repository, day)
+        store.engine.dispose()
+        return {"day": day.isoformat(), "users": users, "loaded": loaded, "events": production}
+
+    return _cached(work, "day", {"events": events, "seed": seed, "day": day}, build)
+
+
+def history_dataset(work: Path, events: int, days: int = 30, seed: int = 11) -> Dataset:
+    """About `events` events of one user population over `days` days ending before today,
+    loaded and not yet snapshotted (the snapshot benchmark computes the last day from scratch)."""
+    start = yesterday() - timedelta(days=days - 1)
+    users = max(10, round(events / EVENTS_PER_USER_30_DAYS * 30 / max(days, 1)))
+
+    def build(folder: Path) -> dict[str, Any]:
+        store = EventStore(sqlite_url(folder / "events.sqlite"))
+        ndjson = folder / "events.ndjson"
+        write_events_ndjson(ndjson, users=users, days=days, start=start, seed=seed)
+        loaded = _load(store, ndjson)
+        store.engine.dispose()
+        return {
+            "start": start.isoformat(),
+            "last_day": (start + timedelta(days=days - 1)).isoformat(),
+            "users": users,
+            "events": loaded,
+        }
+
+    return _cached(
+        work, "history", {"target": events, "days": days, "seed": seed, "start": start}, build
+    )
+
+
+def cohort_dataset(work: Path, daily_users: int, days: int = 90, seed: int = 23) -> Dataset:
+    """`days` days with the same daily volume: each day a new cohort of `daily_users` users
+    starts and is active for a week, so from the first day on seven cohorts overlap (cohorts
+    start a week early) while the user base, the history, keeps growing."""
+    # Cohorts start a week before day 1 and the last one ends days before today (no event may
+    # lie in the future).
+    first = yesterday() - timedelta(days=days + 2 * COHORT_DAYS)
+
+    def build(folder: Path) -> dict[str, Any]:
+        store = EventStore(sqlite_url(folder / "events.sqlite"))
+        loaded = 0
+        for offset in range(days + COHORT_DAYS - 1):
+            part = folder / "cohort.ndjson"
+            start = first + timedelta(days=offset)
+            cohort_seed = seed * 1000 + offset
+            write_events_ndjson(
+                part, users=daily_users, days=COHORT_DAYS, start=start, seed=cohort_seed
+            )
+            loaded += _load(store, part)
+        store.engine.dispose()
+        return {
+            "day_1": (first + timedelta(days=COHORT_DAYS - 1)).isoformat(),
+            "days": days,
+            "daily_users": daily_users,
+            "events": loaded,
+        }
+
+    return _cached(
+        work,
+        "cohorts",
+        {"daily_users": daily_users, "days": days, "seed": seed, "first": first},
+        build,
+    )
+
+
+def cohort_day(dataset: Dataset, number: int) -> date:
+    """Day `number` (1-based) of a cohort dataset: `number - 1` days of history before it."""
+    return date.fromisoformat(dataset.info["day_1"]) + timedelta(days=number - 1)

@@ -1,0 +1,117 @@
+"""Wall time, CPU time (ours and the emulator's) and peak memory, without extra dependencies.
+
+CPU is read from the kernel (`/proc/<pid>/stat`) for the emulator and from `time.process_time`
+for this process (all its threads), so a sender's background threads are counted too. Peak
+memory of a case is measured in a child process of its own (`ru_maxrss`), because the peak of a
+long-lived process only ever goes up and would blame a case for its predecessors.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds a process has used so far; None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based, see proc(5)).
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def emulator_pid(emulator: Any) -> int | None:
+    """The emulator child's pid. `EmulatorProcess` keeps its `Popen` privately; read it rather
+    than guess from process listings (another emulator may run beside it)."""
+    process = getattr(emulator, "_process", None)
+    return getattr(process, "pid", None)
+
+
+@dataclass(slots=True)
+class Span:
+    """What one timed block cost: wall seconds, and CPU seconds here and in the emulator."""
+
+    seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
+    emulator_cpu_seconds: float | None = None
+
+    @property
+    def client_cores(self) -> float | None:
+        return self.client_cpu_seconds / self.seconds if self.seconds > 0 else None
+
+    @property
+    def emulator_cores(self) -> float | None:
+        if self.emulator_cpu_seconds is None or self.seconds <= 0:
+            return None
+        return self.emulator_cpu_seconds / self.seconds
+
+
+@contextmanager
+def timed(emulator_process_id: int | None = None) -> Iterator[Span]:
+    """Measures the block; the `Span` is filled in when the block exits."""
+    span = Span()
+    emulator_before = (
+        process_cpu_seconds(emulator_process_id) if emulator_process_id is not None else None
+    )
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    try:
+        yield span
+    finally:
+        span.seconds = time.perf_counter() - started
+        span.client_cpu_seconds = time.process_time() - cpu_before
+        if emulator_before is not None and emulator_process_id is not None:
+            after = process_cpu_seconds(emulator_process_id)
+            span.emulator_cpu_seconds = None if after is None else after - emulator_before
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float | None:
+    """This process's resident set size now, in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class ChildFailed(RuntimeError):
+    """A benchmark child process exited non-zero or printed no result."""
+
+
+def run_child(task: str, arguments: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    """Runs `python -m benchmarks.child TASK` with `arguments` as JSON on stdin and returns the
+    JSON object it prints last. The child measures its own peak RSS, so each case's memory is
+    its own; a child still running after `timeout` is killed (cases are bounded in time)."""
+    command = [sys.executable, "-m", "benchmarks.child", task]
+    completed = subprocess.run(
+        command,
+        input=json.dumps(arguments),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not lines:
+        tail = (completed.stderr or completed.stdout)[-2000:]
+        raise ChildFailed(f"benchmark child '{task}' exited {completed.returncode}: {tail}")
+    return json.loads(lines[-1])

@@ -1,0 +1,88 @@
+"""After full runs with failures, no API key, S2S key or secret appears anywhere a user or an
+attacker could read: run logs, event log storage, asset metadata, exceptions, the event database,
+or the URLs the senders call."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from nami_pipelines.config import parse_integrations
+from nami_pipelines.defs.delivery.assets import RESEND_TAG
+from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
+from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.defs.resources import EventStoreResource
+from nami_pipelines.emulators import FaultRule
+from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines_tests.conftest import integrations_document
+
+REFUSED_KEY = "refused-amplitude-key-31c9"
+
+
+def every_file_under(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+def test_no_secret_anywhere_after_runs_with_failures(
+    event_store, tmp_path, fresh_emulator, credentials_env, monkeypatch
+):
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    write_events_ndjson(tmp_path / "e.ndjson", users=200, days=1, start=day, seed=5)
+    load_ndjson_file(tmp_path / "e.ndjson", event_store)
+    integrations = parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+    resource = EventStoreResource(database_url=event_store.url)
+    deliveries = dg.Definitions.merge(
+        build_delivery_definitions(integrations),
+        dg.Definitions(resources={"event_store": resource}),
+    ).get_assets_def(dg.AssetKey("integration_deliveries"))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    fresh_emulator.inject_faults(
+        FaultRule(kind="server_error", rate=0.3, status=500),
+        FaultRule(kind="drop", rate=0.1),
+        FaultRule(kind="throttle", rate=0.1, retry_after=0),
+        seed=9,
+    )
+    metadata_text = []
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        for integration in integrations:
+            result = dg.materialize(
+                [deliveries],
+                partition_key=delivery_key(day.isoformat(), integration.name),
+                instance=instance,
+                resources={"event_store": resource},
+            )
+            assert result.success
+            for materialization in result.asset_materializations_for_node("integration_deliveries"):
+                metadata_text.append(repr(materialization.metadata))
+        monkeypatch.setenv("AMPLITUDE_PROD_API_KEY", REFUSED_KEY)
+        failed = dg.materialize(
+            [deliveries],
+            partition_key=delivery_key(day.isoformat(), "amplitude_prod"),
+            instance=instance,
+            resources={"event_store": resource},
+            raise_on_error=False,
+            tags={RESEND_TAG: "true"},  # send again, so the refused key is really used
+        )
+        assert not failed.success
+        logs = "\n".join(
+            str(record.dagster_event or record.user_message)
+            for run in instance.get_runs()
+            for record in instance.all_logs(run.run_id)
+        )
+    secrets = [*credentials_env.values(), REFUSED_KEY]
+    assert "refused the API key" in logs
+    haystacks = {"run logs": logs, "asset metadata": "\n".join(metadata_text)}
+    for path in every_file_under(home):
+        haystacks[str(path)] = path.read_bytes().decode("latin-1")
+    database = Path(event_store.url.split("///", 1)[1]) if event_store.dialect == "sqlite" else None
+    if database is not None:
+        for path in database.parent.glob(database.name + "*"):
+            haystacks[str(path)] = path.read_bytes().decode("latin-1")
+    for where, text in haystacks.items():
+        for secret in secrets:
+            assert secret not in text, f"{secret[:4]}... found in {where}"
+    for integration in integrations:
+        base = getattr(integration, "base_url", None) or integration.api_base
+        assert not any(secret in base for secret in secrets)
