@@ -193,3 +193,42 @@ def test_reconciliation_schedule_reruns_yesterday_for_every_enabled_integration(
         (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
         for r in requests
     ) == [("2026-03-01", "amplitude_prod"), ("2026-03-01", "ios_feed")]
+
+
+def test_lag_check_flags_integrations_behind_until_they_catch_up(setup):
+    from nami_pipelines.defs.delivery.operability import build_lag_check
+
+    check = build_lag_check(setup["integrations"])
+    behind = check(event_store=setup["resource"])
+    assert not behind.passed and behind.severity == dg.AssetCheckSeverity.WARN
+    assert "ios_feed" in behind.metadata["behind"].value
+    for name in ("ios_feed", "android_feed", "amplitude_prod"):
+        for day in setup["days"]:
+            assert materialize(setup, day, name).success
+    caught_up = check(event_store=setup["resource"])
+    assert caught_up.passed
+    assert caught_up.metadata["ios_feed_undelivered"].value == 0
+
+
+def test_failed_delivery_is_recorded_on_the_asset_with_integration_and_reason(setup, monkeypatch):
+    from nami_pipelines.defs.delivery.operability import delivery_failure_sensor
+
+    monkeypatch.setenv("AMPLITUDE_PROD_API_KEY", "wrong-key-for-sensor-1")
+    result = materialize(setup, setup["days"][0], "amplitude_prod", raise_on_error=False)
+    assert not result.success
+    instance = setup["instance"]
+    (failure_record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    failure = failure_record.dagster_event
+    context = dg.build_run_status_sensor_context(
+        sensor_name="delivery_failure_sensor",
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        dagster_event=failure,
+    ).for_run_failure()
+    delivery_failure_sensor(context)
+    records = instance.fetch_observations(dg.AssetKey("integration_deliveries"), limit=5).records
+    metadata = records[0].asset_observation.metadata
+    assert metadata["failed_integration"].value == "amplitude_prod"
+    assert "refused the API key" in metadata["failure"].value
+    assert "wrong-key-for-sensor-1" not in metadata["failure"].value
+    assert records[0].asset_observation.partition == f"{setup['days'][0]}|amplitude_prod"

@@ -13,6 +13,11 @@ from nami_pipelines.defs.delivery.automation import (
     build_new_events_sensor,
     build_reconciliation_schedule,
 )
+from nami_pipelines.defs.delivery.operability import (
+    build_lag_check,
+    build_lag_check_schedule,
+    delivery_failure_sensor,
+)
 
 DELIVERIES_JOB = "integration_deliveries_job"
 
@@ -23,13 +28,16 @@ def build_delivery_definitions(integrations: Sequence[AnyIntegration]) -> dg.Def
     deliveries = build_delivery_asset(integrations)
     job = dg.define_asset_job(DELIVERIES_JOB, selection=[DELIVERIES_KEY])
     sync_job = build_attribute_sync_job(integrations)
+    lag_check = build_lag_check(integrations)
     return dg.Definitions(
         assets=[deliveries],
+        asset_checks=[lag_check],
         jobs=[job, sync_job],
-        sensors=[build_new_events_sensor(DELIVERIES_JOB, integrations)],
+        sensors=[build_new_events_sensor(DELIVERIES_JOB, integrations), delivery_failure_sensor],
         schedules=[
             build_reconciliation_schedule(DELIVERIES_JOB, integrations),
             build_attribute_sync_schedule(sync_job),
+            build_lag_check_schedule(lag_check),
         ],
     )
 

@@ -1,0 +1,49 @@
+"""How far behind an integration's deliveries are: selected events, old enough to have been sent,
+that still have no outcome in the ledger."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, select
+
+from nami_pipelines.config import AnyIntegration
+from nami_pipelines.delivery.ledger import PENDING, delivery_ledger
+from nami_pipelines.delivery.run import bound_platform
+from nami_pipelines.events.store import EventStore
+from nami_pipelines.events.tables import nami_events
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLag:
+    """Undelivered selected events in the window, and when the oldest of them happened."""
+
+    integration: str
+    undelivered: int
+    oldest: datetime | None
+
+
+def delivery_lag(
+    store: EventStore, integration: AnyIntegration, *, since: datetime, older_than: datetime
+) -> DeliveryLag:
+    """Events with `since < occurred_at <= older_than` this integration selects and has not
+    settled (no ledger row, or still pending)."""
+    settled = exists().where(
+        and_(
+            delivery_ledger.c.integration == integration.name,
+            delivery_ledger.c.event_id == nami_events.c.event_id,
+            delivery_ledger.c.status != PENDING,
+        )
+    )
+    query = select(func.count(), func.min(nami_events.c.occurred_at)).where(
+        nami_events.c.app_id == integration.app_id,
+        nami_events.c.event_type.in_(list(integration.selected_events)),
+        nami_events.c.occurred_at > since,
+        nami_events.c.occurred_at <= older_than,
+        ~settled,
+    )
+    platform = bound_platform(integration)
+    if platform is not None:
+        query = query.where(nami_events.c.platform_type == platform)
+    with store.engine.connect() as connection:
+        count, oldest = connection.execute(query).one()
+    return DeliveryLag(integration.name, int(count or 0), oldest)
