@@ -44,7 +44,7 @@ def preview_day(
         to_send = chunk.selected[~chunk.selected["event_id"].isin(settled)]
         if to_send.empty:
             continue
-        outgoing, _ = outgoing_events(store, repository, chunk, to_send, day)
+        outgoing = outgoing_events(store, repository, chunk, to_send, day).outgoing
         touched.update(to_send[USER].dropna())
         for item in sorted(outgoing, key=lambda item: item.event.occurred_at):
             if item.attributes is not None and item.event.nami_user_id:

@@ -28,7 +28,7 @@ from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 from nami_pipelines.snapshots.current import state_of_users_at
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
-from nami_pipelines.snapshots.state import materialize_snapshot
+from nami_pipelines.snapshots.state import SnapshotState, advance_state, materialize_snapshot
 
 USER = "nami_user_id"
 DAY_CHUNK_ROWS = 20_000
@@ -189,17 +189,28 @@ def day_chunks(
         yield DayChunk(chunk, chunk[selects(integration, chunk)])
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEvents:
+    """A chunk's events ready to send, and the users' state they were computed from."""
+
+    outgoing: list[OutgoingEvent]
+    carried: dict[str, UserAttributes]
+    state_before: SnapshotState
+    user_events: pd.DataFrame
+
+
 def outgoing_events(
     store: EventStore,
     repository: SnapshotRepository,
     chunk: DayChunk,
     to_send: pd.DataFrame,
     day: date,
-) -> tuple[list[OutgoingEvent], dict[str, UserAttributes]]:
+) -> PreparedEvents:
     """The events to send, each `user.*` event with the user's attributes as of itself."""
     users = sorted(set(to_send[USER].dropna()))
     state_before = state_of_users_at(store, repository, users, day_end(day - timedelta(days=1)))
-    carried = attributes_at_events(state_before, chunk.events[chunk.events[USER].isin(users)])
+    user_events = chunk.events[chunk.events[USER].isin(users)]
+    carried = attributes_at_events(state_before, user_events)
     outgoing = [
         OutgoingEvent(
             to_nami_event(record),
@@ -207,7 +218,67 @@ def outgoing_events(
         )
         for record in to_send.to_dict("records")
     ]
-    return outgoing, carried
+    return PreparedEvents(outgoing, carried, state_before, user_events)
+
+
+def current_snapshot(
+    store: EventStore, prepared: PreparedEvents, users: list[str], day: date, now: datetime
+) -> pd.DataFrame:
+    """The users' attributes now, from the state the chunk already built: the day's events, then
+    any later ones (a backfilled day), without reading their history again."""
+    instant = pd.Timestamp(now)
+    state = advance_state(
+        prepared.state_before, prepared.user_events[prepared.user_events["occurred_at"] <= instant]
+    )
+    if now > day_end(day):
+        for later in store.read_events(
+            occurred_after=day_end(day), occurred_until=now, nami_user_ids=users
+        ):
+            state = advance_state(state, later)
+    return materialize_snapshot(state, instant)
+
+
+def chunk_contacts(to_send: pd.DataFrame) -> pd.DataFrame:
+    """Per user, the environment of their latest sent event and their latest device."""
+    ordered = to_send[to_send[USER].notna()].sort_values([USER, "occurred_at", "loaded_seq"])
+    latest = ordered.drop_duplicates(USER, keep="last").set_index(USER)
+    with_device = ordered[ordered["device_id"].notna()].drop_duplicates(USER, keep="last")
+    latest["device_id"] = with_device.set_index(USER)["device_id"].reindex(latest.index)
+    return latest[["environment", "device_id"]].reset_index()
+
+
+def targets_for(
+    snapshot: pd.DataFrame,
+    contacts: pd.DataFrame,
+    last_sent: dict[str, UserAttributes],
+    at: datetime,
+) -> tuple[list[AttributeUpdateTarget], dict[str, UserAttributes]]:
+    """Attribute updates for users whose attributes differ from what their profile holds."""
+    rows = {row[USER]: row for row in snapshot.to_dict("records")}
+    targets: list[AttributeUpdateTarget] = []
+    current: dict[str, UserAttributes] = {}
+    for contact in contacts.itertuples(index=False):
+        row = rows.get(contact.nami_user_id)
+        if row is None:
+            continue
+        attributes: UserAttributes = {
+            name: list(row[name]) if isinstance(row[name], list) else bool(row[name])
+            for name in ATTRIBUTE_NAMES
+        }
+        if last_sent.get(contact.nami_user_id) == attributes:
+            continue
+        current[contact.nami_user_id] = attributes
+        targets.append(
+            AttributeUpdateTarget(
+                nami_user_id=contact.nami_user_id,
+                external_id=_text(row["external_id"]),
+                device_id=_text(contact.device_id),
+                environment=contact.environment,
+                attributes=attributes,
+                as_of=at,
+            )
+        )
+    return targets, current
 
 
 def deliver_day(
@@ -230,8 +301,6 @@ def deliver_day(
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     report = DeliveryReport(integration=integration.name, day=day)
     report.historical = day_end(day) < now - HISTORICAL_AGE
-    touched: set[str] = set()
-    profiles: dict[str, UserAttributes] = {}
     for chunk in day_chunks(store, integration, day, chunk_rows):
         selected = chunk.selected
         report.selected += len(selected)
@@ -252,38 +321,53 @@ def deliver_day(
         if not claimed:
             continue
         to_send = selected[selected["event_id"].isin(claimed)]
-        touched.update(to_send[USER].dropna())
-        outgoing, carried = outgoing_events(store, repository, chunk, to_send, day)
+        prepared = outgoing_events(store, repository, chunk, to_send, day)
         sink = _LedgerSink(
             ledger,
             integration.name,
             worker,
             report,
             dict(zip(to_send["event_id"], to_send[USER], strict=True)),
-            carried,
+            prepared.carried,
         )
-        client.send_events(outgoing, historical=report.historical, sink=sink)
-        profiles.update(sink.profiles)
+        client.send_events(prepared.outgoing, historical=report.historical, sink=sink)
+        if sink.profiles:
+            ledger.remember_sent_attributes(integration.name, sink.profiles)
+        _bring_profiles_current(
+            store, ledger, integration, client, prepared, to_send, day, now, report, worker
+        )
         _copy_stats(client, report)
         if progress is not None:
             report.duration_seconds = time.monotonic() - started
             progress(report)
-    if profiles:
-        ledger.remember_sent_attributes(integration.name, profiles)
-    sync_attributes(
-        store=store,
-        repository=repository,
-        ledger=ledger,
-        integration=integration,
-        client=client,
-        users=sorted(touched),
-        at=now,
-        report=report,
-        worker=worker,
-    )
-    _copy_stats(client, report)
     report.duration_seconds = time.monotonic() - started
     return report
+
+
+def _bring_profiles_current(
+    store: EventStore,
+    ledger: DeliveryLedger,
+    integration: AnyIntegration,
+    client: DestinationClient,
+    prepared: PreparedEvents,
+    to_send: pd.DataFrame,
+    day: date,
+    now: datetime,
+    report: DeliveryReport,
+    worker: str,
+) -> None:
+    """After a chunk's events, send attribute-only updates where a profile does not yet hold
+    the user's current attributes (profiles never move backwards, SPEC §7)."""
+    contacts = chunk_contacts(to_send)
+    users = contacts[USER].tolist()
+    if not users:
+        return
+    snapshot = current_snapshot(store, prepared, users, day, now)
+    last_sent = ledger.last_sent_attributes(integration.name, users)
+    targets, current = targets_for(snapshot, contacts, last_sent, now)
+    if targets:
+        sink = _LedgerSink(ledger, integration.name, worker, report, {}, {})
+        client.send_attribute_updates(targets, sink=sink, attributes=current)
 
 
 def attribute_targets(
@@ -309,33 +393,9 @@ def attribute_targets(
     in_scope = contacts[USER].tolist()
     snapshot = materialize_snapshot(
         state_of_users_at(store, repository, in_scope, at), pd.Timestamp(at)
-    ).set_index(USER)
+    )
     last_sent = {**ledger.last_sent_attributes(integration.name, in_scope), **(assume_sent or {})}
-    targets: list[AttributeUpdateTarget] = []
-    current: dict[str, UserAttributes] = {}
-    for contact in contacts.itertuples(index=False):
-        user = contact.nami_user_id
-        if user not in snapshot.index:
-            continue
-        row = snapshot.loc[user]
-        attributes: UserAttributes = {
-            name: list(row[name]) if isinstance(row[name], list) else bool(row[name])
-            for name in ATTRIBUTE_NAMES
-        }
-        if last_sent.get(user) == attributes:
-            continue
-        current[user] = attributes
-        targets.append(
-            AttributeUpdateTarget(
-                nami_user_id=user,
-                external_id=_text(row["external_id"]),
-                device_id=_text(contact.device_id),
-                environment=contact.environment,
-                attributes=attributes,
-                as_of=at,
-            )
-        )
-    return targets, current
+    return targets_for(snapshot, contacts, last_sent, at)
 
 
 def sync_attributes(
