@@ -315,6 +315,12 @@ class EventStore:
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar() or 0)
 
+    def has_events_until(self, instant: datetime) -> bool:
+        """Whether any event happened at or before `instant` (an index lookup)."""
+        query = select(nami_events.c.event_id).where(nami_events.c.occurred_at <= instant).limit(1)
+        with self.engine.connect() as connection:
+            return connection.execute(query).first() is not None
+
     def count_quarantined(self) -> int:
         with self.engine.connect() as connection:
             query = select(func.count()).select_from(nami_events_quarantine)

@@ -45,7 +45,7 @@ def state_of_users_at(
     store: EventStore, repository: SnapshotRepository, users: Sequence[str], at: datetime
 ) -> SnapshotState:
     """The carry-over state of `users` counting every event with `occurred_at <= at`."""
-    if not users:
+    if not users or not store.has_events_until(at):
         return empty_state()
     day = _usable_day(repository, at)
     if day is None:
