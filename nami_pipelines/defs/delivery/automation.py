@@ -51,13 +51,29 @@ def build_new_events_sensor(
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Requests a delivery run per (day, integration) that received new events; "
-        "late events land in their own day. Cursor: the last loaded_seq seen.",
+        "late events land in their own day. Cursor: the last loaded_seq seen (the first tick "
+        "starts at the current one and requests today and yesterday).",
     )
     def new_events_sensor(
         context: dg.SensorEvaluationContext, event_store: EventStoreResource
     ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-        cursor = int(context.cursor or 0)
-        arrived, reached = event_store.store().loaded_since(cursor, limit=SENSOR_ROWS_PER_TICK)
+        store = event_store.store()
+        if context.cursor is None:
+            # First tick: start from what is loaded now rather than replaying all history (a
+            # backfill's job); today and yesterday are requested so recent events still go out.
+            reached = store.max_loaded_seq()
+            today = datetime.now(UTC).date()
+            for day in (today - timedelta(days=1), today):
+                for integration in integrations:
+                    if integration.enabled:
+                        yield dg.RunRequest(
+                            run_key=f"{integration.name}:{day}:{reached}",
+                            partition_key=delivery_key(day.isoformat(), integration.name),
+                        )
+            context.update_cursor(str(reached))
+            return
+        cursor = int(context.cursor)
+        arrived, reached = store.loaded_since(cursor, limit=SENSOR_ROWS_PER_TICK)
         if reached == cursor:
             yield dg.SkipReason(f"no events loaded after loaded_seq {cursor}")
             return

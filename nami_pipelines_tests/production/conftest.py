@@ -1,0 +1,148 @@
+"""Fixtures of the production end-to-end tests: one running stack and one backfill through it.
+
+Both are package-scoped so the browser test looks at the very stack and backfill the API test
+checked, at the cost of one stack start. Under pytest-xdist a worker that gets only some of
+these tests builds its own stack (own databases, ports and emulator), so no test depends on
+another having run first.
+"""
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.events.loader import LoadSummary
+from nami_pipelines_tests.production.browser import INSTALL_HINT, chromium_path
+from nami_pipelines_tests.production.deliveries import DeliverySnapshot, generate_and_load
+from nami_pipelines_tests.production.graphql import (
+    FINISHED_RUN_STATUSES,
+    materialized_partitions,
+)
+from nami_pipelines_tests.production.processes import wait_until
+from nami_pipelines_tests.production.stack import (
+    DELIVERIES_ASSET,
+    ProductionStack,
+    production_stack,
+)
+
+# CI sets it, so a browser missing there fails the browser test instead of skipping it.
+REQUIRE_BROWSER_VARIABLE = "NAMI_REQUIRE_BROWSER"
+BACKFILL_INTEGRATIONS = ("ios_feed", "amplitude_prod")
+BACKFILL_DAYS = 2
+BACKFILL_USERS = 1_000
+BACKFILL_SEED = 2026
+BACKFILL_SECONDS = 240.0
+# Dagster marks a backfill finished on its daemon's next iteration after the last run.
+TERMINAL_BACKFILL_STATUSES = frozenset(
+    {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+)
+
+
+@dataclass(frozen=True)
+class BackfillOutcome:
+    """A backfill launched through GraphQL, once its runs and the backfill itself finished."""
+
+    backfill_id: str
+    days: list[date]
+    integrations: tuple[str, ...]
+    partition_names: list[str]
+    loaded: LoadSummary
+    status: str
+    runs: list[dict[str, Any]]
+    seconds: float
+    # Taken as the backfill ended (later tests change the stack's state).
+    delivered: DeliverySnapshot
+    materialized: set[tuple[str, str]]
+    metadata: dict[str, dict[str, int]]
+
+
+@pytest.fixture(scope="package")
+def chromium() -> str:
+    """The browser's path; skips without one (fails where CI demands it). Package-scoped and
+    listed first by the browser test, so it decides before a stack is started for nothing."""
+    executable = chromium_path()
+    if executable is None:
+        reason = f"Chromium is not installed: {INSTALL_HINT}"
+        if os.environ.get(REQUIRE_BROWSER_VARIABLE):
+            pytest.fail(f"{REQUIRE_BROWSER_VARIABLE} is set but {reason}")
+        pytest.skip(reason)
+    return executable
+
+
+@pytest.fixture(scope="package")
+def dagster_stack(
+    postgres_admin_engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProductionStack]:
+    """dagster-webserver on the production instance (PostgreSQL), the emulator, the event
+    database; the daemon starts with the first backfill. Skips (fails under
+    NAMI_REQUIRE_POSTGRES) where PostgreSQL is unavailable, through `postgres_admin_engine`."""
+    with production_stack(postgres_admin_engine, tmp_path_factory.mktemp("production")) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def backfill(
+    dagster_stack: ProductionStack, tmp_path_factory: pytest.TempPathFactory
+) -> BackfillOutcome:
+    """Loads two recent days of events and backfills them for two integrations, the way the
+    UI's Materialize dialog does, then waits (bounded) for the runs and the backfill to end.
+    Assertions are the tests' job; this only fails when the wait runs out."""
+    stack = dagster_stack
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=BACKFILL_DAYS - offset) for offset in range(BACKFILL_DAYS)]
+    source = tmp_path_factory.mktemp("backfill") / "events.ndjson"
+    loaded = generate_and_load(
+        stack.store,
+        source,
+        users=BACKFILL_USERS,
+        days=BACKFILL_DAYS,
+        start=days[0],
+        seed=BACKFILL_SEED,
+    )
+    partition_names = [
+        str(delivery_key(day.isoformat(), name)) for day in days for name in BACKFILL_INTEGRATIONS
+    ]
+    started = time.monotonic()
+    backfill_id = stack.graphql.launch_asset_backfill(DELIVERIES_ASSET, partition_names)
+    stack.start_daemon()
+
+    def finished() -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        stack.check_processes()
+        runs = stack.graphql.backfill_runs(backfill_id)
+        state = stack.graphql.backfill(backfill_id)
+        done = len(runs) >= len(partition_names) and all(
+            run["status"] in FINISHED_RUN_STATUSES for run in runs
+        )
+        if done and state["status"] in TERMINAL_BACKFILL_STATUSES:
+            return state, runs
+        return None
+
+    state, runs = wait_until(
+        finished,
+        timeout=BACKFILL_SECONDS,
+        interval=2.0,
+        what=f"backfill {backfill_id} of {partition_names} to finish",
+        explain=lambda: f"runs: {stack.graphql.backfill_runs(backfill_id)}\n{stack.logs()}",
+    )
+    statuses = stack.graphql.asset_partitions(DELIVERIES_ASSET)["assetPartitionStatuses"]
+    return BackfillOutcome(
+        backfill_id=backfill_id,
+        days=days,
+        integrations=BACKFILL_INTEGRATIONS,
+        partition_names=partition_names,
+        loaded=loaded,
+        status=state["status"],
+        runs=runs,
+        seconds=time.monotonic() - started,
+        delivered=DeliverySnapshot.capture(
+            stack.store, stack.emulator, stack.integrations.values()
+        ),
+        materialized=materialized_partitions(statuses),
+        metadata=stack.graphql.materialization_metadata(DELIVERIES_ASSET, partition_names),
+    )

@@ -1,0 +1,202 @@
+"""The real thing: dagster-webserver and dagster-daemon on the production instance (PostgreSQL),
+driven through the webserver's GraphQL API with the calls the UI makes.
+
+A backfill of 2 days x 2 integrations must deliver exactly the selected events of those days to
+those integrations (nothing of other days, apps, platforms or integrations); then, with the
+sensor switched on, a late batch loaded afterwards must reach every integration, while the
+already delivered events of the partitions it re-runs are not sent twice.
+"""
+
+import time
+from datetime import date
+
+import pytest
+
+from nami_pipelines.delivery.run import bound_platform
+from nami_pipelines_tests.production.conftest import BackfillOutcome
+from nami_pipelines_tests.production.deliveries import (
+    DeliverySnapshot,
+    generate_and_load,
+    selected_ids,
+)
+from nami_pipelines_tests.production.processes import wait_until
+from nami_pipelines_tests.production.stack import (
+    LOCATION_NAME,
+    SENSOR_NAME,
+    ProductionStack,
+)
+
+# With `--dist loadgroup`, xdist keeps this package's tests on one worker (one stack).
+pytestmark = pytest.mark.xdist_group("production_stack")
+
+SENSOR_USERS = 200
+SENSOR_SEED = 4242
+SENSOR_DELIVERY_SECONDS = 120.0
+FIRST_TICK_SECONDS = 60.0
+RUNS_SETTLE_SECONDS = 90.0
+UNFINISHED_RUN_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
+
+
+def test_backfill_launched_like_the_ui_delivers_exactly_the_selected_events(
+    dagster_stack: ProductionStack, backfill: BackfillOutcome
+) -> None:
+    stack = dagster_stack
+    # Multi-partition keys as the UI spells them: dimensions in name order, day first.
+    assert backfill.partition_names[0] == f"{backfill.days[0].isoformat()}|ios_feed"
+    assert backfill.status == "COMPLETED_SUCCESS", (backfill.status, stack.logs())
+    by_partition = {run["tags"]["dagster/partition"]: run for run in backfill.runs}
+    assert sorted(by_partition) == sorted(backfill.partition_names), backfill.runs
+    assert len(backfill.runs) == len(backfill.partition_names), "one run per partition"
+    failed = {key: run["status"] for key, run in by_partition.items() if run["status"] != "SUCCESS"}
+    assert not failed, f"runs did not succeed: {failed}\n{stack.logs()}"
+    for key, run in by_partition.items():
+        # The run queue's per-integration limit keys on this tag (deploy/dagster.yaml).
+        assert run["tags"]["dagster/partition/integration"] == key.split("|")[1]
+        assert run["tags"]["dagster/from_ui"] == "true"
+    assert backfill.loaded.quarantined == 0 and backfill.loaded.loaded > 1_000, backfill.loaded
+
+    delivered = backfill.delivered
+    events = delivered.events
+    # Events of other apps and platforms exist, so "exactly" below means something.
+    assert (events["app_id"] != stack.integrations["ios_feed"].app_id).any()
+    assert (events["platform_type"] != bound_platform(stack.integrations["ios_feed"])).any()
+    for name, integration in stack.integrations.items():
+        ledger, received = delivered.ledgers[name], delivered.received[name]
+        if name not in backfill.integrations:
+            assert not ledger.all and not received, f"{name} was not in the backfill"
+            continue
+        expected = selected_ids(events, integration, backfill.days)
+        assert ledger.all == expected, f"{name}: every selected event has a ledger outcome"
+        assert not ledger.pending and not ledger.rejected, name
+        assert len(ledger.skipped) < len(expected) / 2, f"{name}: skipped {len(ledger.skipped)}"
+        assert sorted(received) == sorted(expected - ledger.skipped), name
+        assert delivered.duplicates[name] == 0, f"{name} sent an event twice"
+
+    # What the UI shows: the four partitions materialized, with the numbers it plots.
+    assert backfill.materialized == {
+        (day.isoformat(), name) for day in backfill.days for name in backfill.integrations
+    }
+    for key in backfill.partition_names:
+        day, name = key.split("|")
+        ledger = delivered.ledgers[name]
+        expected = selected_ids(events, stack.integrations[name], [date.fromisoformat(day)])
+        numbers = backfill.metadata[key]
+        assert numbers["selected"] == len(expected), (key, numbers)
+        assert numbers["accepted"] == len(expected & ledger.accepted), (key, numbers)
+        assert numbers["skipped"] == len(expected & ledger.skipped), (key, numbers)
+        assert numbers["already_sent"] == 0, (key, numbers)
+    print(
+        f"\nbackfill {backfill.backfill_id}: {len(backfill.runs)} runs, "
+        f"{backfill.loaded.loaded} events loaded, finished in {backfill.seconds:.0f}s"
+    )
+
+
+def test_sensor_sends_events_loaded_while_it_is_on(
+    dagster_stack: ProductionStack, backfill: BackfillOutcome, tmp_path
+) -> None:
+    stack = dagster_stack
+    repository = stack.graphql.loaded_repositories()[LOCATION_NAME]
+    assert repository["name"] == "__repository__"
+    assert SENSOR_NAME in {sensor["name"] for sensor in repository["sensors"]}
+    selector = stack.sensor_selector()
+    assert stack.graphql.sensor(selector)["status"] == "STOPPED", "off by default"
+
+    # The history is delivered (the backfill): start the sensor from the current load position,
+    # as an operator does with the sensor page's "Edit cursor". From an empty cursor, its first
+    # tick would request a run for every (day, integration) with events since the first load.
+    loaded_seq = stack.store.max_loaded_seq()
+    assert stack.graphql.set_sensor_cursor(selector, str(loaded_seq)) == str(loaded_seq)
+    assert stack.graphql.start_sensor(selector) == "RUNNING"
+    first_tick = wait_until(
+        lambda: _first_tick(stack, selector),
+        timeout=FIRST_TICK_SECONDS,
+        what="the sensor's first tick",
+        explain=lambda: f"{stack.graphql.sensor(selector)}\n{stack.logs()}",
+    )
+    assert first_tick["status"] == "SKIPPED", first_tick
+    assert str(loaded_seq) in first_tick["skipReason"], first_tick
+
+    # A late batch for yesterday: that day's ios_feed and amplitude_prod partitions were
+    # backfilled (their old events must not be sent again); android_feed's never ran.
+    yesterday = backfill.days[-1]
+    loaded = generate_and_load(
+        stack.store,
+        tmp_path / "new-events.ndjson",
+        users=SENSOR_USERS,
+        days=1,
+        start=yesterday,
+        seed=SENSOR_SEED,
+    )
+    assert loaded.quarantined == 0 and loaded.loaded >= 200, loaded
+    loaded_at = time.monotonic()
+    partition_days = {
+        name: set(backfill.days) if name in backfill.integrations else {yesterday}
+        for name in stack.integrations
+    }
+
+    def everything_delivered() -> DeliverySnapshot | None:
+        stack.check_processes()
+        now = DeliverySnapshot.capture(stack.store, stack.emulator, stack.integrations.values())
+        for name, integration in stack.integrations.items():
+            ledger = now.ledgers[name]
+            if ledger.pending or ledger.all != selected_ids(
+                now.events, integration, partition_days[name]
+            ):
+                return None
+            if sorted(now.received[name]) != sorted(ledger.accepted):
+                return None
+        return now
+
+    wait_until(
+        everything_delivered,
+        timeout=SENSOR_DELIVERY_SECONDS,
+        interval=1.0,
+        what="the new events to reach every integration",
+        explain=lambda: f"{_run_summary(stack)}\n{stack.logs()}",
+    )
+    latency = time.monotonic() - loaded_at
+
+    # The runs end once attribute updates are sent and the metadata recorded; wait for that.
+    wait_until(
+        lambda: not stack.graphql.runs({"statuses": UNFINISHED_RUN_STATUSES}),
+        timeout=RUNS_SETTLE_SECONDS,
+        interval=2.0,
+        what="the sensor's runs to finish",
+        explain=lambda: _run_summary(stack),
+    )
+    runs = stack.graphql.runs()
+    assert all(run["status"] == "SUCCESS" for run in runs), _run_summary(stack)
+    sensor_runs = [run for run in runs if run["tags"].get("dagster/sensor_name") == SENSOR_NAME]
+    # One run per (day, integration) that received new events, and no other.
+    assert sorted(run["tags"]["dagster/partition"] for run in sensor_runs) == sorted(
+        f"{yesterday.isoformat()}|{name}" for name in stack.integrations
+    ), _run_summary(stack)
+
+    final = DeliverySnapshot.capture(stack.store, stack.emulator, stack.integrations.values())
+    events = final.events
+    new_ids = set(events.loc[events["loaded_seq"] > loaded_seq, "event_id"])
+    for name, integration in stack.integrations.items():
+        ledger = final.ledgers[name]
+        expected = selected_ids(events, integration, partition_days[name])
+        assert expected & new_ids, f"{name}: the new batch had events for it"
+        assert ledger.all == expected and not ledger.pending and not ledger.rejected, name
+        assert sorted(final.received[name]) == sorted(expected - ledger.skipped), name
+        # ios_feed and amplitude_prod re-ran a backfilled day: the ledger skipped what was sent.
+        assert final.duplicates[name] == 0, f"{name} sent an event twice"
+    print(
+        f"\nsensor: {len(sensor_runs)} runs; {loaded.loaded} new events reached "
+        f"{len(stack.integrations)} integrations {latency:.0f}s after loading"
+    )
+
+
+def _first_tick(stack: ProductionStack, selector: dict[str, str]) -> dict | None:
+    stack.check_processes()
+    ticks = stack.graphql.sensor(selector)["ticks"]
+    return next((tick for tick in ticks if tick["status"] != "STARTED"), None)
+
+
+def _run_summary(stack: ProductionStack) -> str:
+    runs = stack.graphql.runs()
+    return "runs: " + ", ".join(
+        f"{run['tags'].get('dagster/partition', run['jobName'])}={run['status']}" for run in runs
+    )
