@@ -109,7 +109,9 @@ def send_amplitude_ceiling(
 ) -> CeilingRun:
     """Event dicts to `/2/httpapi`, up to 2,000 events and 1 MB per request."""
     run = CeilingRun(events=len(events))
-    count = _items_per_request(events, AMPLITUDE_MAX_EVENTS_PER_REQUEST, AMPLITUDE_MAX_REQUEST_BYTES)
+    count = _items_per_request(
+        events, AMPLITUDE_MAX_EVENTS_PER_REQUEST, AMPLITUDE_MAX_REQUEST_BYTES
+    )
     run.settings = {"workers": workers, "events_per_request": count, "session": "one"}
     headers = {"Content-Type": "application/json"}
 

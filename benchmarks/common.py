@@ -6,7 +6,7 @@ name, exactly as a user's integrations file names them.
 """
 
 import os
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Literal
 
 from nami_pipelines.config import AnyIntegration, parse_integrations
@@ -97,10 +97,8 @@ def day_outgoing(store: EventStore, integration: AnyIntegration, day: date) -> l
     outgoing: list[OutgoingEvent] = []
     for chunk in day_chunks(store, integration, day):
         if not chunk.selected.empty:
-            events, _ = outgoing_events(store, repository, chunk, chunk.selected, day)
-            outgoing.extend(events)
+            prepared = outgoing_events(store, repository, chunk, chunk.selected, day)
+            # `PreparedEvents` (its `.outgoing`), or the older `(outgoing, carried)` pair.
+            events = getattr(prepared, "outgoing", None)
+            outgoing.extend(events if events is not None else prepared[0])
     return outgoing
-
-
-def previous_day(day: date) -> date:
-    return day - timedelta(days=1)

@@ -1,9 +1,10 @@
 """Generated event databases for the benchmarks, built once and reused while nothing changes.
 
-Generating and loading a million events takes about a minute, far longer than some cases run, so
-a built SQLite database is kept in the work folder under a key made of its parameters, the day it
-was built for (delivery datasets sit just before today, so they do not turn historical) and a
-hash of the package's source (a change to the loader, tables or snapshots invalidates it). Cases
+Generating, loading and snapshotting a million events takes minutes, far longer than some cases
+run, so a built SQLite database is kept in the work folder under a key made of its parameters,
+the day it was built for (delivery datasets sit just before today, so they do not turn
+historical) and a hash of the sources it depends on (events and snapshots: a change to the
+generator, loader, tables or snapshots invalidates it). Cases
 that write (the ledger, snapshot rows) work on a copy, so every case starts from the same state.
 """
 
@@ -12,6 +13,7 @@ import json
 import math
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -34,15 +36,25 @@ PRODUCTION_EVENTS_PER_USER_DAY = 1.75
 EVENTS_PER_USER_30_DAYS = 14.9
 COHORT_DAYS = 7
 _READY = "ready.json"
+_IDENTITY = "identity.json"
 
 
-def source_fingerprint() -> str:
-    """A hash of every Python file of the package: cached databases follow the code."""
+# What a built database depends on: the generator, the loader and tables, and the snapshots.
+# Delivery code is left out, so editing a sender does not throw away a million loaded events.
+_DATA_SOURCES = ("events", "snapshots", "event_types.py")
+
+
+def source_fingerprint(names: tuple[str, ...] = _DATA_SOURCES) -> str:
+    """A hash of the package sources a built database depends on (or of `names` under the
+    package: `("",)` is the whole package)."""
     digest = hashlib.sha256()
     root = Path(nami_pipelines.__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
+    for name in names:
+        target = root / name
+        paths = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+        for path in paths:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -81,23 +93,53 @@ def _checkpoint(path: Path) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def _cached(
-    work: Path, kind: str, parameters: dict[str, Any], build: Callable[[Path], dict[str, Any]]
-) -> Dataset:
-    """The dataset for these parameters: from the cache when it is complete, else built."""
-    key_source = json.dumps({"kind": kind, **parameters, "code": source_fingerprint()}, default=str)
-    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+def _cached(work: Path, kind: str, parameters: dict[str, Any]) -> Dataset:
+    """The dataset for these parameters: from the cache when it is complete, else built in a
+    child process (`build_dataset`), so this process never holds a million events: building
+    the large day peaks at several GB, and children forked later would start from that."""
+    from benchmarks.measure import run_child
+
+    parameters = json.loads(json.dumps(parameters, default=str))
+    identity = {"kind": kind, **parameters}
+    code = source_fingerprint()
+    key = hashlib.sha256(json.dumps({**identity, "code": code}).encode()).hexdigest()[:16]
     folder = work / f"{kind}-{key}"
     ready = folder / _READY
     database = folder / "events.sqlite"
     if ready.exists() and database.exists():
         return Dataset(database, json.loads(ready.read_text()))
+    _forget_older_builds(work, identity)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    info = {"kind": kind, **parameters, **build(folder)}
-    _checkpoint(database)
-    ready.write_text(json.dumps(info, default=str))
+    (folder / _IDENTITY).write_text(json.dumps(identity))
+    arguments = {"kind": kind, "parameters": parameters, "folder": str(folder)}
+    info = run_child("dataset", arguments, timeout=4 * 3600)
+    ready.write_text(json.dumps(info))
     return Dataset(database, info)
+
+
+def _forget_older_builds(work: Path, identity: dict[str, Any]) -> None:
+    """Removes builds of the same dataset made with older code: they would only fill the disk."""
+    for other in work.glob(f"{identity['kind']}-*"):
+        marker = other / _IDENTITY
+        if marker.exists() and json.loads(marker.read_text()) == identity:
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def build_dataset(kind: str, parameters: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Builds one dataset into `folder` (in the child process); returns its info."""
+    from benchmarks.measure import peak_rss_mb
+
+    started = time.perf_counter()
+    built = BUILDERS[kind](folder, **parameters)
+    _checkpoint(folder / "events.sqlite")
+    return {
+        "kind": kind,
+        **parameters,
+        **built,
+        "build_seconds": round(time.perf_counter() - started, 1),
+        "build_peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def _load(store: EventStore, ndjson: Path) -> int:
@@ -114,6 +156,31 @@ def _count(store: EventStore, *conditions: Any) -> int:
         return int(connection.execute(query).scalar() or 0)
 
 
+def _build_day(folder: Path, *, events: int, seed: int, day: str) -> dict[str, Any]:
+    one_day = date.fromisoformat(day)
+    store = EventStore(sqlite_url(folder / "events.sqlite"))
+    loaded, cohort, users, production = 0, 0, 0, 0
+    in_day = (
+        nami_events.c.app_id == PRODUCTION_APP_ID,
+        nami_events.c.occurred_at > day_end(one_day - timedelta(days=1)),
+        nami_events.c.occurred_at <= day_end(one_day),
+    )
+    while production < events:
+        missing = events - production
+        count = max(50, math.ceil(missing / PRODUCTION_EVENTS_PER_USER_DAY * 1.02))
+        ndjson = folder / f"cohort-{cohort}.ndjson"
+        write_events_ndjson(ndjson, users=count, days=1, start=one_day, seed=seed * 1000 + cohort)
+        loaded += _load(store, ndjson)
+        users += count
+        cohort += 1
+        production = _count(store, *in_day)
+    repository = SnapshotRepository(store.engine)
+    materialize_day(store, repository, one_day - timedelta(days=1))
+    materialize_day(store, repository, one_day)
+    store.engine.dispose()
+    return {"users": users, "loaded": loaded, "events": production}
+
+
 def day_dataset(work: Path, events: int, seed: int = 7, day: date | None = None) -> Dataset:
     """At least `events` production-app events on one recent day, with the snapshots of that
     day and the day before computed (delivery reads the state before the day from them).
@@ -121,57 +188,50 @@ def day_dataset(work: Path, events: int, seed: int = 7, day: date | None = None)
     Users are added in cohorts until the target is reached, so the count is met whatever the
     generator's mix; the info records the exact numbers.
     """
-    day = day or yesterday()
+    parameters = {"events": events, "seed": seed, "day": (day or yesterday()).isoformat()}
+    return _cached(work, "day", parameters)
 
-    def build(folder: Path) -> dict[str, Any]:
-        store = EventStore(sqlite_url(folder / "events.sqlite"))
-        loaded, cohort, users = 0, 0, 0
-        in_day = (
-            nami_events.c.app_id == PRODUCTION_APP_ID,
-            nami_events.c.occurred_at > day_end(day - timedelta(days=1)),
-            nami_events.c.occurred_at <= day_end(day),
-        )
-        production = 0
-        while production < events:
-            missing = events - production
-            count = max(50, math.ceil(missing / PRODUCTION_EVENTS_PER_USER_DAY * 1.02))
-            ndjson = folder / f"cohort-{cohort}.ndjson"
-            write_events_ndjson(ndjson, users=count, days=1, start=day, seed=seed * 1000 + cohort)
-            loaded += _load(store, ndjson)
-            users += count
-            cohort += 1
-            production = _count(store, *in_day)
-        repository = SnapshotRepository(store.engine)
-        materialize_day(store, repository, day - timedelta(days=1))
-        materialize_day(store, repository, day)
-        store.engine.dispose()
-        return {"day": day.isoformat(), "users": users, "loaded": loaded, "events": production}
 
-    return _cached(work, "day", {"events": events, "seed": seed, "day": day}, build)
+def _build_history(
+    folder: Path, *, target: int, days: int, seed: int, start: str
+) -> dict[str, Any]:
+    first = date.fromisoformat(start)
+    users = max(10, round(target / EVENTS_PER_USER_30_DAYS * 30 / max(days, 1)))
+    store = EventStore(sqlite_url(folder / "events.sqlite"))
+    ndjson = folder / "events.ndjson"
+    write_events_ndjson(ndjson, users=users, days=days, start=first, seed=seed)
+    loaded = _load(store, ndjson)
+    store.engine.dispose()
+    return {
+        "last_day": (first + timedelta(days=days - 1)).isoformat(),
+        "users": users,
+        "events": loaded,
+    }
 
 
 def history_dataset(work: Path, events: int, days: int = 30, seed: int = 11) -> Dataset:
     """About `events` events of one user population over `days` days ending before today,
     loaded and not yet snapshotted (the snapshot benchmark computes the last day from scratch)."""
     start = yesterday() - timedelta(days=days - 1)
-    users = max(10, round(events / EVENTS_PER_USER_30_DAYS * 30 / max(days, 1)))
+    parameters = {"target": events, "days": days, "seed": seed, "start": start.isoformat()}
+    return _cached(work, "history", parameters)
 
-    def build(folder: Path) -> dict[str, Any]:
-        store = EventStore(sqlite_url(folder / "events.sqlite"))
-        ndjson = folder / "events.ndjson"
-        write_events_ndjson(ndjson, users=users, days=days, start=start, seed=seed)
-        loaded = _load(store, ndjson)
-        store.engine.dispose()
-        return {
-            "start": start.isoformat(),
-            "last_day": (start + timedelta(days=days - 1)).isoformat(),
-            "users": users,
-            "events": loaded,
-        }
 
-    return _cached(
-        work, "history", {"target": events, "days": days, "seed": seed, "start": start}, build
-    )
+def _build_cohorts(
+    folder: Path, *, daily_users: int, days: int, seed: int, first: str
+) -> dict[str, Any]:
+    first_cohort = date.fromisoformat(first)
+    store = EventStore(sqlite_url(folder / "events.sqlite"))
+    loaded = 0
+    for offset in range(days + COHORT_DAYS - 1):
+        part = folder / "cohort.ndjson"
+        start = first_cohort + timedelta(days=offset)
+        write_events_ndjson(
+            part, users=daily_users, days=COHORT_DAYS, start=start, seed=seed * 1000 + offset
+        )
+        loaded += _load(store, part)
+    store.engine.dispose()
+    return {"day_1": (first_cohort + timedelta(days=COHORT_DAYS - 1)).isoformat(), "events": loaded}
 
 
 def cohort_dataset(work: Path, daily_users: int, days: int = 90, seed: int = 23) -> Dataset:
@@ -181,34 +241,22 @@ def cohort_dataset(work: Path, daily_users: int, days: int = 90, seed: int = 23)
     # Cohorts start a week before day 1 and the last one ends days before today (no event may
     # lie in the future).
     first = yesterday() - timedelta(days=days + 2 * COHORT_DAYS)
-
-    def build(folder: Path) -> dict[str, Any]:
-        store = EventStore(sqlite_url(folder / "events.sqlite"))
-        loaded = 0
-        for offset in range(days + COHORT_DAYS - 1):
-            part = folder / "cohort.ndjson"
-            start = first + timedelta(days=offset)
-            cohort_seed = seed * 1000 + offset
-            write_events_ndjson(
-                part, users=daily_users, days=COHORT_DAYS, start=start, seed=cohort_seed
-            )
-            loaded += _load(store, part)
-        store.engine.dispose()
-        return {
-            "day_1": (first + timedelta(days=COHORT_DAYS - 1)).isoformat(),
-            "days": days,
-            "daily_users": daily_users,
-            "events": loaded,
-        }
-
-    return _cached(
-        work,
-        "cohorts",
-        {"daily_users": daily_users, "days": days, "seed": seed, "first": first},
-        build,
-    )
+    parameters = {
+        "daily_users": daily_users,
+        "days": days,
+        "seed": seed,
+        "first": first.isoformat(),
+    }
+    return _cached(work, "cohorts", parameters)
 
 
 def cohort_day(dataset: Dataset, number: int) -> date:
     """Day `number` (1-based) of a cohort dataset: `number - 1` days of history before it."""
     return date.fromisoformat(dataset.info["day_1"]) + timedelta(days=number - 1)
+
+
+BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "day": _build_day,
+    "history": _build_history,
+    "cohorts": _build_cohorts,
+}

@@ -45,6 +45,8 @@ class Span:
     seconds: float = 0.0
     client_cpu_seconds: float = 0.0
     emulator_cpu_seconds: float | None = None
+    load_before: float | None = None
+    load_after: float | None = None
 
     @property
     def client_cores(self) -> float | None:
@@ -64,32 +66,56 @@ def timed(emulator_process_id: int | None = None) -> Iterator[Span]:
     emulator_before = (
         process_cpu_seconds(emulator_process_id) if emulator_process_id is not None else None
     )
+    span.load_before = load_average()
     cpu_before = time.process_time()
     started = time.perf_counter()
     try:
         yield span
     finally:
         span.seconds = time.perf_counter() - started
+        span.load_after = load_average()
         span.client_cpu_seconds = time.process_time() - cpu_before
         if emulator_before is not None and emulator_process_id is not None:
             after = process_cpu_seconds(emulator_process_id)
             span.emulator_cpu_seconds = None if after is None else after - emulator_before
 
 
+def _status_mb(field: str) -> float | None:
+    """A memory line of /proc/self/status (kB), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MB (Linux reports KiB)."""
+    """This process's peak resident set size so far, in MB.
+
+    `VmHWM` is the high-water mark of this process image only. `ru_maxrss` is not: Linux folds
+    the RSS of the forked copy of the parent into it at exec, so a child of a large parent would
+    report the parent's peak as its own.
+    """
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def current_rss_mb() -> float | None:
     """This process's resident set size now, in MB."""
+    return _status_mb("VmRSS")
+
+
+def load_average() -> float | None:
+    """The machine's one-minute load average: above the core count, other work competed with
+    the case for CPU and its numbers are low."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        return os.getloadavg()[0]
     except OSError:
         return None
-    return None
 
 
 class ChildFailed(RuntimeError):

@@ -46,6 +46,7 @@ class SdkRun:
     acknowledged: int = 0
     failed: int = 0
     requests: int = 0
+    mapping_seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -72,7 +73,10 @@ def amplitude_flush_size(outgoing: Sequence[OutgoingEvent], sample: int = 2000) 
     average = sum(len(json.dumps(body, sort_keys=True)) for body in bodies) / len(bodies)
     # Room for the envelope, and for a run of events larger than the sample's average.
     per_event = max(average * 1.25, largest / 2)
-    return max(1, min(AMPLITUDE_MAX_EVENTS_PER_REQUEST, int(0.95 * AMPLITUDE_MAX_REQUEST_BYTES / per_event)))
+    return max(
+        1,
+        min(AMPLITUDE_MAX_EVENTS_PER_REQUEST, int(0.95 * AMPLITUDE_MAX_REQUEST_BYTES / per_event)),
+    )
 
 
 def amplitude_sdk_event(item: OutgoingEvent) -> Any:
@@ -146,8 +150,11 @@ def send_with_amplitude_sdk(
         "worker_threads": 16,
     }
     client = Amplitude(api_key, config)
-    for item in outgoing:
-        client.track(amplitude_sdk_event(item))
+    started = time.perf_counter()
+    events = [amplitude_sdk_event(item) for item in outgoing]
+    run.mapping_seconds = time.perf_counter() - started
+    for event in events:
+        client.track(event)
     for future in client.flush():
         if future is not None:
             future.result(timeout=timeout)
@@ -286,17 +293,15 @@ def send_with_mparticle_sdk(
                 run.failed += count
                 run.errors[error or "?"] = run.errors.get(error or "?", 0) + 1
 
+    started = time.perf_counter()
+    calls = list(_bulk_calls(mparticle_sdk_batches(outgoing)))
+    run.mapping_seconds = time.perf_counter() - started
     with ThreadPoolExecutor(max_workers=workers) as pool:
         in_flight = []
-        for call in _bulk_calls(mparticle_sdk_batches(outgoing)):
+        for call in calls:
             in_flight.append(pool.submit(upload, call))
             if len(in_flight) >= workers * 4:
                 in_flight.pop(0).result()
         for future in in_flight:
             future.result()
     return run
-
-
-def wait_quiet(seconds: float) -> None:
-    """A pause between phases, so one phase's stragglers do not land in the next's numbers."""
-    time.sleep(seconds)

@@ -61,8 +61,6 @@ def _cell(name: str, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        if name == "met":
-            return "yes" if value else "NO"
         return "yes" if value else "NO"
     if name == "events":
         return f"{value:,}"
@@ -118,8 +116,35 @@ def environment() -> dict[str, Any]:
     }
 
 
+def contention_note(rows: Sequence[Row]) -> str | None:
+    """A warning when other work may have competed for the CPUs while cases ran: the one-minute
+    load average, seen at the start and end of each timed block, more than one above the number
+    of cores (a case itself accounts for up to about two: the sender and the emulator)."""
+    import os
+
+    cores = os.cpu_count() or 1
+    busy = []
+    for row in rows:
+        loads = [row.details.get(key) for key in ("load_before", "load_after")]
+        peak = max((load for load in loads if load is not None), default=None)
+        if peak is not None and peak > cores + 1.0:
+            busy.append((row.case, peak))
+    if not busy:
+        return None
+    worst = max(load for _, load in busy)
+    return (
+        f"note: other work may have competed for the CPUs during {len(busy)} case(s) "
+        f"(one-minute load up to {worst:.1f} on {cores} cores); their rates may be lower than "
+        f"on an idle machine: {', '.join(case for case, _ in busy)}"
+    )
+
+
 def write_results(
-    rows: Sequence[Row], folder: Path, arguments: dict[str, Any], total_seconds: float
+    rows: Sequence[Row],
+    folder: Path,
+    arguments: dict[str, Any],
+    total_seconds: float,
+    sections: dict[str, float] | None = None,
 ) -> dict[str, Path]:
     """`latest.json` (rows with details, arguments, environment), `latest.csv` (the table's
     columns) and `latest.md` (the Markdown table) in `folder`."""
@@ -133,6 +158,7 @@ def write_results(
         "environment": environment(),
         "arguments": arguments,
         "total_seconds": round(total_seconds, 1),
+        "section_seconds": {name: round(value, 1) for name, value in (sections or {}).items()},
         "rows": [asdict(row) for row in rows],
     }
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n")

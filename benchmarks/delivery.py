@@ -1,0 +1,269 @@
+"""Item 2 (delivery throughput side by side) and item 6 (memory of a large partition).
+
+One emulator serves every case of a section and is reset between cases; each sender runs in a
+child process (see `benchmarks.child`) on its own copy of the day's database, so every case
+starts from the same state: an empty ledger, the same events, a quiet emulator. After each case
+the emulator's counters say whether every event arrived exactly once.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import AMPLITUDE_KEY, MPARTICLE_KEY, Api, emulator_settings
+from benchmarks.datasets import Dataset, day_dataset, source_fingerprint
+from benchmarks.measure import ChildFailed, emulator_pid, run_child
+from benchmarks.official import missing_sdk
+from benchmarks.report import Row, skipped_row
+from nami_pipelines.emulators import EmulatorProcess
+
+SECTION = "2 delivery"
+MEMORY_SECTION = "6 memory"
+# "The emulator never the limit": a busy emulator would flatten every sender's numbers alike.
+EMULATOR_LIMIT_CORES = 0.9
+TARGET_RATIO = {"amplitude": 5.0, "mparticle": 2.5}
+TARGET_CEILING_SHARE = 0.5
+MEMORY_LIMIT_MB = 1024
+LABELS = {"amplitude": "Amplitude", "mparticle": "mParticle"}
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One sender against one API."""
+
+    api: Api
+    sender: str  # "ours", "official" or "ceiling"
+
+    @property
+    def task(self) -> str:
+        if self.sender == "official":
+            return f"{self.api}_sdk"
+        return self.sender
+
+    @property
+    def label(self) -> str:
+        names = {
+            "ours": "ours (deliver_day)",
+            "official": "official SDK",
+            "ceiling": "hand-written ceiling",
+        }
+        return f"{LABELS[self.api]}: {names[self.sender]}"
+
+
+CASES = tuple(
+    Case(api, sender)
+    for api in ("amplitude", "mparticle")
+    for sender in ("ours", "official", "ceiling")
+)
+
+
+def received(stats: dict[str, Any], api: Api) -> dict[str, Any]:
+    """What the emulator counted for our credential on one API."""
+    credential = AMPLITUDE_KEY if api == "amplitude" else MPARTICLE_KEY
+    return stats[api]["per_credential"].get(credential) or stats[api]
+
+
+def exactly_once(view: dict[str, Any], expected: int) -> bool:
+    """Every expected event received, none twice, none refused."""
+    return (
+        view["unique_events"] == expected
+        and view["events"] == expected
+        and view["duplicate_events"] == 0
+        and view["rejected"]["events"] == 0
+    )
+
+
+def run_case(
+    case: Case,
+    dataset: Dataset,
+    emulator: EmulatorProcess,
+    scratch: Path,
+    *,
+    max_in_flight: int,
+    timeout: float,
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
+    """One sender's run on a fresh copy of the database and a reset emulator."""
+    emulator.reset()
+    copy = dataset.copy_to(scratch / f"{case.api}-{case.sender}.sqlite")
+    arguments: dict[str, Any] = {
+        "api": case.api,
+        "database": str(copy.path),
+        "day": dataset.info["day"],
+        "url": emulator.url,
+        "emulator_pid": emulator_pid(emulator),
+        "max_in_flight": max_in_flight,
+        "timeout": timeout,
+        # The list handed to the SDKs and the ceiling, computed by our code: keyed by all of it.
+        "outgoing_cache": str(dataset.path.parent / f"outgoing-{source_fingerprint(('',))}.pickle"),
+    }
+    if profile_dir is not None and case.sender == "ours":
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        arguments["profile"] = str(profile_dir / f"{case.api}-ours.prof")
+    try:
+        result = run_child(case.task, arguments, timeout=timeout)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+    view = received(emulator.stats(), case.api)
+    result["received"] = {
+        key: view[key]
+        for key in ("requests", "responses", "events", "unique_events", "duplicate_events")
+    }
+    result["received"]["rejected_events"] = view["rejected"]["events"]
+    result["received"]["attribute_updates"] = view["attribute_updates"]
+    result["exactly_once"] = exactly_once(view, dataset.info["events"])
+    return result
+
+
+def _summary(case: Case, result: dict[str, Any]) -> str:
+    """The few facts that explain a sender's number."""
+    if case.sender == "ours":
+        return (
+            f"{result['requests']:,} requests, {result['retries']} retries, "
+            f"{result['attribute_updates']:,} attribute updates"
+        )
+    if case.sender == "official":
+        sending = result["seconds"] - result.get("mapping_seconds", 0.0)
+        alone = result["events"] / sending if sending > 0 else 0.0
+        settings = ", ".join(f"{k} {v}" for k, v in result.get("settings", {}).items())
+        return f"mapping {result.get('mapping_seconds', 0):.1f}s, sending alone {alone:,.0f}/s; {settings}"
+    settings = ", ".join(f"{k} {v}" for k, v in result.get("settings", {}).items())
+    return f"{result['requests']:,} requests; {settings}"
+
+
+def _row(case: Case, result: dict[str, Any], section: str = SECTION) -> Row:
+    seconds = result["seconds"]
+    rate = result["received"]["unique_events"] / seconds if seconds > 0 else None
+    emulator = result.get("emulator_cpu_seconds")
+    return Row(
+        section=section,
+        case=case.label,
+        events=result["received"]["unique_events"],
+        seconds=seconds,
+        events_per_second=rate,
+        client_cpu=result["client_cpu_seconds"] / seconds if seconds > 0 else None,
+        emulator_cpu=emulator / seconds if emulator is not None and seconds > 0 else None,
+        peak_rss_mb=result.get("peak_rss_mb"),
+        exactly_once=result["exactly_once"],
+        result=_summary(case, result),
+        details=result,
+    )
+
+
+def _ratio_row(api: Api, name: str, ours: Row | None, other: Row | None, target: float) -> Row:
+    label = f"{LABELS[api]}: ours / {name}"
+    if ours is None or other is None or not ours.events_per_second or not other.events_per_second:
+        return skipped_row(SECTION, label, f"needs both rates ({name} or ours missing)")
+    ratio = ours.events_per_second / other.events_per_second
+    return Row(
+        section=SECTION,
+        case=label,
+        result=f"{ratio:.2f}x",
+        target=f">= {target:g}x",
+        met=ratio >= target,
+        details={"ratio": ratio},
+    )
+
+
+def throughput_rows(
+    work: Path,
+    *,
+    events: int,
+    max_in_flight: int,
+    profile_dir: Path | None = None,
+    apis: tuple[Api, ...] = ("amplitude", "mparticle"),
+) -> list[Row]:
+    """Item 2: the same day's events through each sender, then the ratios and the emulator's
+    headroom. Senders run one after another, never at once."""
+    dataset = day_dataset(work, events)
+    timeout = max(180.0, dataset.info["events"] / 250)
+    rows: list[Row] = []
+    by_case: dict[Case, Row] = {}
+    scratch = work / "scratch"
+    with EmulatorProcess(emulator_settings()) as emulator:
+        for case in CASES:
+            if case.api not in apis:
+                continue
+            reason = missing_sdk(case.api) if case.sender == "official" else None
+            if reason is not None:
+                rows.append(skipped_row(SECTION, case.label, reason))
+                continue
+            try:
+                result = run_case(
+                    case,
+                    dataset,
+                    emulator,
+                    scratch,
+                    max_in_flight=max_in_flight,
+                    timeout=timeout,
+                    profile_dir=profile_dir,
+                )
+            except (ChildFailed, TimeoutError) as error:
+                rows.append(skipped_row(SECTION, case.label, f"failed: {str(error)[-300:]}"))
+                continue
+            row = _row(case, result)
+            rows.append(row)
+            by_case[case] = row
+    for api in apis:
+        ours = by_case.get(Case(api, "ours"))
+        rows.append(
+            _ratio_row(api, "official", ours, by_case.get(Case(api, "official")), TARGET_RATIO[api])
+        )
+        rows.append(
+            _ratio_row(
+                api, "ceiling", ours, by_case.get(Case(api, "ceiling")), TARGET_CEILING_SHARE
+            )
+        )
+    busiest = max((row.emulator_cpu or 0.0 for row in by_case.values()), default=0.0)
+    rows.append(
+        Row(
+            section=SECTION,
+            case="emulator never the limit",
+            emulator_cpu=busiest,
+            result=f"busiest case used {busiest:.2f} cores",
+            target=f"< {EMULATOR_LIMIT_CORES:.2f} cores",
+            met=busiest < EMULATOR_LIMIT_CORES,
+        )
+    )
+    all_once = all(row.exactly_once for row in by_case.values())
+    rows.append(
+        Row(
+            section=SECTION,
+            case="every event exactly once, every case",
+            events=dataset.info["events"],
+            exactly_once=all_once,
+            result=f"{len(by_case)} cases verified on the emulator",
+            target="all cases",
+            met=all_once and bool(by_case),
+        )
+    )
+    return rows
+
+
+def memory_rows(
+    work: Path, *, events: int, api: Api = "mparticle", max_in_flight: int = 4
+) -> list[Row]:
+    """Item 6: one large day through our sender; its child's peak RSS is the partition's."""
+    dataset = day_dataset(work, events, seed=31)
+    timeout = max(600.0, dataset.info["events"] / 200)
+    case = Case(api, "ours")
+    with EmulatorProcess(emulator_settings()) as emulator:
+        try:
+            result = run_case(
+                case,
+                dataset,
+                emulator,
+                work / "scratch",
+                max_in_flight=max_in_flight,
+                timeout=timeout,
+            )
+        except (ChildFailed, TimeoutError) as error:
+            return [skipped_row(MEMORY_SECTION, f"{case.label}, one large day", str(error)[-300:])]
+    row = _row(case, result, MEMORY_SECTION)
+    row.case = f"{LABELS[api]}: ours, a {dataset.info['events']:,}-event day"
+    peak = result["peak_rss_mb"]
+    row.result = f"peak RSS {peak:,.0f} MB (at start {result['baseline_rss_mb']:,.0f} MB)"
+    row.target = f"< {MEMORY_LIMIT_MB:,} MB"
+    row.met = peak < MEMORY_LIMIT_MB and bool(row.exactly_once)
+    return [row]

@@ -1,0 +1,233 @@
+"""Item 5: end-to-end latency with the Dagster daemon and `new_events_sensor` running on the
+embedded default instance (the repository's `dagster.yaml`: SQLite storage, queued runs).
+
+A private DAGSTER_HOME, event database and integrations file (one Amplitude project and one
+mParticle feed on a local emulator) are set up in a fresh folder; `dagster-daemon run` is started
+in a process group of its own and the sensor is switched on with `dagster sensor start`. After a
+warm-up load (the first sensor tick and the first run pay for imports), each measured load waits
+a random part of the sensor interval, so loads land at every phase of the sensor's cycle, then
+inserts a batch of new events; its latency is the time from the end of the load to the emulator
+having accepted every event of the batch on both APIs. p50 and p95 are nearest-rank over the
+loads (with few loads, p95 is the slowest one).
+"""
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.common import (
+    AMPLITUDE_KEY,
+    CREDENTIAL_VARIABLES,
+    MPARTICLE_KEY,
+    emulator_settings,
+    export_credentials,
+)
+from benchmarks.datasets import PRODUCTION_EVENTS_PER_USER_DAY, sqlite_url, yesterday
+from benchmarks.delivery import received
+from benchmarks.report import Row, skipped_row
+from nami_pipelines.emulators import EmulatorProcess
+from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.events.store import EventStore
+
+SECTION = "5 latency"
+REPOSITORY = Path(__file__).resolve().parent.parent
+TARGET_P95_SECONDS = 60.0
+POLL_SECONDS = 0.25
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least `share` of values at or below."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def _integrations(url: str) -> dict[str, Any]:
+    common = {"app_id": PRODUCTION_APP_ID}
+    return {
+        "integrations": [
+            {
+                "name": "latency_amplitude",
+                "type": "amplitude",
+                "endpoint": url,
+                "credentials": {"api_key_env": "NAMI_BENCH_AMPLITUDE_KEY"},
+                "user_id": "nami_user_id",
+                **common,
+            },
+            {
+                "name": "latency_mparticle",
+                "type": "mparticle",
+                "platform": "all",
+                "base_url": url,
+                "credentials": {
+                    "key_env": "NAMI_BENCH_MPARTICLE_KEY",
+                    "secret_env": "NAMI_BENCH_MPARTICLE_SECRET",
+                },
+                "customer_id": "nami_user_id",
+                **common,
+            },
+        ]
+    }
+
+
+class _Dagster:
+    """The daemon in its own process group, and the CLI against the same instance."""
+
+    def __init__(self, folder: Path, environment: dict[str, str]) -> None:
+        self.folder = folder
+        self.environment = environment
+        self.log = folder / "daemon.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        bin_dir = Path(sys.executable).parent
+        self.target = ["-m", "nami_pipelines.definitions", "-d", str(REPOSITORY)]
+        self.daemon = str(bin_dir / "dagster-daemon")
+        self.cli = str(bin_dir / "dagster")
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [self.daemon, "run", *self.target],
+                cwd=self.folder,
+                env=self.environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        subprocess.run(
+            [self.cli, "sensor", "start", "new_events_sensor", *self.target],
+            cwd=self.folder,
+            env=self.environment,
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+
+    def stop(self) -> None:
+        """SIGTERM to the daemon's group (its code server and run workers), then SIGKILL."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        group = os.getpgid(process.pid) if process.poll() is None else None
+        if group is not None:
+            os.killpg(group, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(group, signal.SIGKILL)
+                process.wait()
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+
+
+def _production_events(ndjson: Path) -> int:
+    with ndjson.open() as lines:
+        return sum(1 for line in lines if json.loads(line)["app_id"] == PRODUCTION_APP_ID)
+
+
+def _accepted(emulator: EmulatorProcess) -> dict[str, int]:
+    stats = emulator.stats()
+    return {api: received(stats, api)["unique_events"] for api in ("amplitude", "mparticle")}
+
+
+def _wait_for(emulator: EmulatorProcess, expected: int, deadline: float) -> float | None:
+    """The moment both APIs have `expected` unique events, or None at the deadline."""
+    while time.monotonic() < deadline:
+        counts = _accepted(emulator)
+        if all(count >= expected for count in counts.values()):
+            return time.monotonic()
+        time.sleep(POLL_SECONDS)
+    return None
+
+
+def latency_rows(
+    work: Path, *, loads: int, rows_per_load: int, interval: int, seed: int = 5
+) -> list[Row]:
+    folder = work / "latency" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    home = folder / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copyfile(REPOSITORY / "dagster.yaml", home / "dagster.yaml")
+    database = folder / "events.sqlite"
+    store = EventStore(sqlite_url(database))
+    export_credentials()
+    environment = {
+        **os.environ,
+        **CREDENTIAL_VARIABLES,
+        "DAGSTER_HOME": str(home),
+        "NAMI_EVENTS_DB_URL": sqlite_url(database),
+        "NAMI_INTEGRATIONS_FILE": str(folder / "integrations.yaml"),
+        "NAMI_SENSOR_INTERVAL_SECONDS": str(interval),
+        "NAMI_DATA_DIR": str(folder / "data"),
+    }
+    rng = random.Random(seed)
+    day = yesterday()
+    users = max(5, round(rows_per_load / PRODUCTION_EVENTS_PER_USER_DAY))
+    budget = 3 * interval + 120
+    samples: list[dict[str, Any]] = []
+    dagster = _Dagster(home, environment)
+    with EmulatorProcess(emulator_settings()) as emulator:
+        (folder / "integrations.yaml").write_text(yaml.safe_dump(_integrations(emulator.url)))
+        dagster.start()
+        try:
+            expected = 0
+            for number in range(loads + 1):  # load 0 warms up
+                if number:
+                    time.sleep(rng.uniform(0, interval))
+                ndjson = folder / f"load-{number}.ndjson"
+                write_events_ndjson(
+                    ndjson, users=users, days=1, start=day, seed=seed * 100 + number
+                )
+                batch = _production_events(ndjson)
+                load_ndjson_file(ndjson, store)
+                loaded_at = time.monotonic()
+                expected += batch
+                done = _wait_for(emulator, expected, loaded_at + budget)
+                if done is None:
+                    return [
+                        skipped_row(
+                            SECTION,
+                            "sensor to emulator",
+                            f"load {number} not delivered within {budget}s; daemon log in "
+                            f"{dagster.log}: {dagster.log_tail()[-300:]}",
+                        )
+                    ]
+                if number:
+                    samples.append({"load": number, "events": batch, "seconds": done - loaded_at})
+        finally:
+            dagster.stop()
+            store.engine.dispose()
+            counts = _accepted(emulator)
+    shutil.rmtree(folder, ignore_errors=True)  # kept only when something went wrong
+    latencies = [sample["seconds"] for sample in samples]
+    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    return [
+        Row(
+            section=SECTION,
+            case=f"load to emulator, sensor every {interval}s ({len(samples)} loads)",
+            events=sum(sample["events"] for sample in samples),
+            seconds=p95,
+            exactly_once=all(count == expected for count in counts.values()),
+            result=f"p50 {p50:.1f}s, p95 {p95:.1f}s (min {min(latencies):.1f}s)",
+            target=f"p95 < {TARGET_P95_SECONDS:.0f}s",
+            met=p95 < TARGET_P95_SECONDS,
+            details={
+                "samples": samples,
+                "p50": p50,
+                "p95": p95,
+                "accepted": counts,
+                "expected_per_api": expected,
+                "credentials": [AMPLITUDE_KEY, MPARTICLE_KEY],
+            },
+        )
+    ]

@@ -1,0 +1,142 @@
+"""Item 3: how much of a project's rate limit our Amplitude sender uses.
+
+The emulator limits the project to R events/s (a token bucket with a one-second burst) and
+answers 429 with every event of the request listed as throttled, as Amplitude does for a
+project over its quota. Our sender delivers a day of about R x `seconds` events; a thread polls
+the emulator's counters meanwhile. Utilization is the accepted events over the time from the
+first request to the last accepted event, divided by R. The target is at least 90% of R with no
+event lost and no retry storm; the 429s are reported. A run that does not finish in its time
+budget is stopped (its events stay pending in the ledger, as after a crash) and reported as such.
+"""
+
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import emulator_settings
+from benchmarks.datasets import day_dataset
+from benchmarks.delivery import received
+from benchmarks.measure import ChildFailed, emulator_pid, run_child
+from benchmarks.report import Row
+from nami_pipelines.emulators import EmulatorProcess
+
+SECTION = "3 rate limit"
+TARGET_SHARE = 0.9
+POLL_SECONDS = 0.2
+
+
+class _Poller:
+    """Samples the emulator's Amplitude counters until stopped."""
+
+    def __init__(self, emulator: EmulatorProcess) -> None:
+        self.emulator = emulator
+        self.samples: list[tuple[float, int, int]] = []  # (time, requests, unique events)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            view = received(self.emulator.stats(), "amplitude")
+            self.samples.append((time.monotonic(), view["requests"], view["unique_events"]))
+            self._stop.wait(POLL_SECONDS)
+
+    def __enter__(self) -> "_Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sending_window(self) -> tuple[float, float] | None:
+        """From the first sample with a request to the first sample with the final count."""
+        started = next((t for t, requests, _ in self.samples if requests > 0), None)
+        if started is None or not self.samples:
+            return None
+        final = self.samples[-1][2]
+        finished = next(t for t, _, events in self.samples if events == final)
+        return started, finished
+
+
+def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
+    dataset = day_dataset(work, int(rate * seconds), seed=41)
+    expected = dataset.info["events"]
+    budget = max(60.0, seconds * 4)
+    copy = dataset.copy_to(work / "scratch" / f"rate-{rate}.sqlite")
+    outcome: dict[str, Any] = {}
+    with EmulatorProcess(emulator_settings(amplitude_project_eps=rate)) as emulator:
+        arguments = {
+            "api": "amplitude",
+            "database": str(copy.path),
+            "day": dataset.info["day"],
+            "url": emulator.url,
+            "emulator_pid": emulator_pid(emulator),
+            "max_in_flight": max_in_flight,
+        }
+        with _Poller(emulator) as poller, ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(run_child, "ours", arguments, timeout=budget)
+            try:
+                outcome = future.result()
+            except subprocess.TimeoutExpired:
+                outcome = {"stopped_after_seconds": budget}
+            except ChildFailed as error:
+                outcome = {"error": str(error)[-300:]}
+            time.sleep(POLL_SECONDS * 2)
+        view = received(emulator.stats(), "amplitude")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+    window = poller.sending_window()
+    accepted = view["unique_events"]
+    throttled = view["responses"].get("429", 0)
+    duration = (window[1] - window[0]) if window else None
+    achieved = accepted / duration if duration else None
+    share = achieved / rate if achieved is not None else None
+    finished = "stopped_after_seconds" not in outcome and "error" not in outcome
+    lost = expected - accepted if finished else None
+    storm = throttled > max(10, view["requests"] // 2)
+    text = (
+        f"{share:.0%} of R; " if share is not None else ""
+    ) + f"{throttled} x 429 in {view['requests']} requests"
+    if not finished:
+        text += (
+            f"; stopped after {budget:.0f}s with {accepted:,} of {expected:,} accepted"
+            if "stopped_after_seconds" in outcome
+            else f"; failed: {outcome['error']}"
+        )
+    return Row(
+        section=SECTION,
+        case=f"Amplitude: ours at R = {rate:,} events/s",
+        events=accepted,
+        seconds=duration,
+        events_per_second=achieved,
+        client_cpu=(
+            outcome["client_cpu_seconds"] / outcome["seconds"] if outcome.get("seconds") else None
+        ),
+        peak_rss_mb=outcome.get("peak_rss_mb"),
+        # A stopped run leaves its unsent events pending in the ledger: not lost, not checked.
+        exactly_once=(view["duplicate_events"] == 0 and lost == 0) if finished else None,
+        result=text,
+        target=f">= {TARGET_SHARE:.0%} of R, none lost, no 429 storm",
+        met=bool(
+            finished and share is not None and share >= TARGET_SHARE and lost == 0 and not storm
+        ),
+        details={
+            "rate": rate,
+            "expected": expected,
+            "accepted": accepted,
+            "throttled_responses": throttled,
+            "requests": view["requests"],
+            "duplicates": view["duplicate_events"],
+            "samples": len(poller.samples),
+            "child": outcome,
+        },
+    )
+
+
+def rate_limit_rows(
+    work: Path, *, rates: list[int], seconds: float, max_in_flight: int = 4
+) -> list[Row]:
+    return [_one_rate(work, rate, seconds, max_in_flight) for rate in rates]

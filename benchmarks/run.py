@@ -1,0 +1,250 @@
+"""`python -m benchmarks`: every benchmark of the suite, one table, and the same rows as JSON,
+CSV and Markdown in `benchmarks/results/`.
+
+Sizes are arguments; the defaults are the issue's sizes. `--quick` shrinks every size for a look
+in about a minute, and `--only` runs some sections. Nothing here asserts on timing: targets are
+reported in the `met` column, and the command fails only when a case could not run or an event
+was lost or duplicated (unless `--no-fail`).
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import Row, contention_note, render_table, skipped_row, write_results
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("delivery", "memory", "snapshots", "rate", "latency")
+
+
+def _sizes(text: str) -> list[int]:
+    """`100000,1e6` -> [100000, 1000000]."""
+    return [int(float(part)) for part in text.split(",") if part.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Throughput against the official SDKs, snapshot scaling, memory, "
+        "rate-limit utilization and send latency.",
+    )
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help="sections to run: " + ", ".join(SECTIONS)
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes everywhere (about a minute)"
+    )
+    parser.add_argument(
+        "--events", type=int, default=200_000, help="events of the throughput day (item 2)"
+    )
+    parser.add_argument(
+        "--max-in-flight", type=int, default=4, help="requests in flight, ours and the others'"
+    )
+    parser.add_argument(
+        "--memory-events", type=int, default=1_000_000, help="events of the large day (item 6)"
+    )
+    parser.add_argument(
+        "--snapshot-sizes",
+        type=_sizes,
+        default=[100_000, 1_000_000],
+        help="events of the from-scratch snapshot sizes, e.g. 1e5,1e6,1e7 (item 4; 1e7 takes ~30 min to prepare)",
+    )
+    parser.add_argument(
+        "--large-day-events",
+        type=int,
+        default=1_000_000,
+        help="events of the one-day snapshot (item 4, the same day as item 6; 0 skips it)",
+    )
+    parser.add_argument(
+        "--daily-users",
+        type=int,
+        default=1_000,
+        help="new users per day of the 90-day history (item 4)",
+    )
+    parser.add_argument(
+        "--history-days", type=int, default=90, help="days of the incremental history (item 4)"
+    )
+    parser.add_argument(
+        "--early-day", type=int, default=10, help="the day compared with the last one (item 4)"
+    )
+    parser.add_argument(
+        "--rates",
+        type=_sizes,
+        default=[1_000, 10_000],
+        help="project limits R in events/s (item 3)",
+    )
+    parser.add_argument(
+        "--rate-seconds", type=float, default=15.0, help="seconds of sending per rate (item 3)"
+    )
+    parser.add_argument(
+        "--loads", type=int, default=4, help="batches loaded while the sensor runs (item 5)"
+    )
+    parser.add_argument(
+        "--load-rows", type=int, default=2_000, help="about how many events per load (item 5)"
+    )
+    parser.add_argument(
+        "--sensor-interval", type=int, default=30, help="NAMI_SENSOR_INTERVAL_SECONDS (item 5)"
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "nami-benchmarks",
+        help="where generated databases are cached between runs",
+    )
+    parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="folder for latest.json/.csv/.md"
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write cProfile output of our senders here"
+    )
+    parser.add_argument(
+        "--no-fail", action="store_true", help="exit 0 even when a case failed to verify"
+    )
+    return parser
+
+
+QUICK = {
+    "events": 5_000,
+    "memory_events": 20_000,
+    "large_day_events": 20_000,
+    "snapshot_sizes": [10_000, 100_000],
+    "daily_users": 100,
+    "history_days": 30,
+    "early_day": 5,
+    "rates": [1_000],
+    "rate_seconds": 5.0,
+    "loads": 2,
+    "load_rows": 300,
+    "sensor_interval": 5,
+}
+
+
+SECTION_SECONDS: dict[str, float] = {}
+
+
+def _section(name: str, build: Callable[[], list[Row]]) -> list[Row]:
+    """Runs one section; a section that breaks is reported, the others still run."""
+    started = time.monotonic()
+    print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+    try:
+        rows = build()
+    except Exception as error:  # a broken section must not hide the others' results
+        rows = [skipped_row(name, "section failed", f"{type(error).__name__}: {error}"[:300])]
+    print(
+        f"[benchmarks] {name} done in {time.monotonic() - started:.0f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return rows
+
+
+def run(options: argparse.Namespace) -> list[Row]:
+    from benchmarks.delivery import memory_rows, throughput_rows
+
+    work: Path = options.work_dir
+    if options.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    chosen = [name.strip() for name in options.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(
+            f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
+        )
+    rows: list[Row] = []
+    if "delivery" in chosen:
+        rows += _section(
+            "delivery",
+            lambda: throughput_rows(
+                work,
+                events=options.events,
+                max_in_flight=options.max_in_flight,
+                profile_dir=options.profile,
+            ),
+        )
+    if "memory" in chosen:
+        rows += _section("memory", lambda: memory_rows(work, events=options.memory_events))
+    if "snapshots" in chosen:
+        from benchmarks.snapshots import snapshot_rows
+
+        rows += _section(
+            "snapshots",
+            lambda: snapshot_rows(
+                work,
+                sizes=options.snapshot_sizes,
+                daily_users=options.daily_users,
+                days=options.history_days,
+                early_day=options.early_day,
+                large_day_events=options.large_day_events,
+            ),
+        )
+    if "rate" in chosen:
+        from benchmarks.rate_limits import rate_limit_rows
+
+        rows += _section(
+            "rate",
+            lambda: rate_limit_rows(work, rates=options.rates, seconds=options.rate_seconds),
+        )
+    if "latency" in chosen:
+        from benchmarks.latency import latency_rows
+
+        rows += _section(
+            "latency",
+            lambda: latency_rows(
+                work,
+                loads=options.loads,
+                rows_per_load=options.load_rows,
+                interval=options.sensor_interval,
+            ),
+        )
+    return rows
+
+
+def failed(rows: list[Row]) -> list[Row]:
+    """Rows that mean the benchmark itself did not work (not a missed target): a section or a
+    case that broke, or an event lost or duplicated. A missing SDK is a skip, not a failure."""
+    return [
+        row
+        for row in rows
+        if row.exactly_once is False
+        or (row.skipped is not None and "not installed" not in row.skipped)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parser().parse_args(argv)
+    if options.quick:
+        defaults = parser().parse_args([])
+        for name, value in QUICK.items():
+            if getattr(options, name) == getattr(defaults, name):
+                setattr(options, name, value)
+    started = time.monotonic()
+    rows = run(options)
+    total = time.monotonic() - started
+    print(render_table(rows))
+    note = contention_note(rows)
+    if note:
+        print(f"\n{note}")
+    arguments: dict[str, Any] = {
+        key: (str(value) if isinstance(value, Path) else value)
+        for key, value in vars(options).items()
+    }
+    paths = write_results(rows, options.results, arguments, total, SECTION_SECONDS)
+    print(
+        f"\n{len(rows)} rows in {total:.0f}s; written to {paths['json']}, {paths['csv']}, {paths['markdown']}"
+    )
+    broken = failed(rows)
+    if broken and not options.no_fail:
+        print(
+            f"{len(broken)} case(s) failed or lost events: "
+            + "; ".join(row.case for row in broken),
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,187 @@
+"""Item 4: snapshot compute time and peak memory as events grow, and the incremental day's cost
+against the length of history.
+
+From scratch: the last day of a 30-day history is materialized with no day before it, which
+folds every event (as the daily asset does for a first day or after a late event). Each size
+runs in its own process, so its peak RSS is its own. Incremental: in a 90-day history with the
+same volume every day, day N-1 is computed (untimed), then day N is timed, for an early day and
+for the last one: the target is that the last costs at most 1.5x the early one.
+"""
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmarks.datasets import cohort_dataset, cohort_day, day_dataset, history_dataset
+from benchmarks.measure import run_child
+from benchmarks.report import Row
+
+SECTION = "4 snapshots"
+TARGET_GROWTH = 12.0
+TARGET_HISTORY_RATIO = 1.5
+MEMORY_LIMIT_MB = 1024
+
+
+def _timeout(events: int) -> float:
+    return max(300.0, events / 2_000)
+
+
+def _from_scratch(work: Path, events: int) -> dict[str, Any]:
+    dataset = history_dataset(work, events)
+    copy = dataset.copy_to(work / "scratch" / f"snapshot-{events}.sqlite")
+    try:
+        result = run_child(
+            "snapshot",
+            {"database": str(copy.path), "day": dataset.info["last_day"]},
+            timeout=_timeout(dataset.info["events"]),
+        )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+    return {**result, "events": dataset.info["events"], "users": dataset.info["users"]}
+
+
+def scaling_rows(work: Path, sizes: list[int]) -> list[Row]:
+    rows: list[Row] = []
+    measured: list[dict[str, Any]] = []
+    for size in sorted(sizes):
+        result = _from_scratch(work, size)
+        measured.append(result)
+        seconds = result["seconds"]
+        rows.append(
+            Row(
+                section=SECTION,
+                case=f"from scratch, {result['events']:,} events over 30 days",
+                events=result["events"],
+                seconds=seconds,
+                events_per_second=result["events"] / seconds if seconds > 0 else None,
+                client_cpu=result["client_cpu_seconds"] / seconds if seconds > 0 else None,
+                peak_rss_mb=result["peak_rss_mb"],
+                result=f"{result['users']:,} users; at start {result['baseline_rss_mb']:,.0f} MB",
+                target=f"peak < {MEMORY_LIMIT_MB:,} MB",
+                met=result["peak_rss_mb"] < MEMORY_LIMIT_MB,
+                details=result,
+            )
+        )
+    for smaller, larger in itertools.pairwise(measured):
+        factor = larger["events"] / smaller["events"]
+        decades = math.log10(factor) if factor > 1 else 1.0
+        growth = (larger["seconds"] / smaller["seconds"]) ** (1 / decades)
+        memory = (larger["peak_rss_mb"] / smaller["peak_rss_mb"]) ** (1 / decades)
+        rows.append(
+            Row(
+                section=SECTION,
+                case=f"growth {smaller['events']:,} -> {larger['events']:,} events",
+                result=f"time x{growth:.1f}, peak memory x{memory:.1f} per 10x events",
+                target=f"time <= x{TARGET_GROWTH:g} per 10x",
+                met=growth <= TARGET_GROWTH,
+                details={"time_per_decade": growth, "memory_per_decade": memory},
+            )
+        )
+    return rows
+
+
+def _incremental(work: Path, daily_users: int, days: int, day_number: int) -> dict[str, Any]:
+    dataset = cohort_dataset(work, daily_users, days)
+    day = cohort_day(dataset, day_number)
+    copy = dataset.copy_to(work / "scratch" / f"incremental-{day_number}.sqlite")
+    timeout = _timeout(dataset.info["events"])
+    try:
+        # The day before, from scratch and untimed, in a process of its own: its peak memory
+        # must not be charged to the incremental day.
+        before = cohort_day(dataset, day_number - 1).isoformat()
+        run_child("snapshot", {"database": str(copy.path), "day": before}, timeout=timeout)
+        result = run_child(
+            "snapshot",
+            {"database": str(copy.path), "day": day.isoformat(), "repeat": 3},
+            timeout=timeout,
+        )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+    return {**result, "day_number": day_number, "day": day.isoformat()}
+
+
+def history_rows(work: Path, *, daily_users: int, days: int, early_day: int) -> list[Row]:
+    rows: list[Row] = []
+    measured = []
+    for number in (early_day, days):
+        result = _incremental(work, daily_users, days, number)
+        measured.append(result)
+        seconds = result["seconds"]
+        rows.append(
+            Row(
+                section=SECTION,
+                case=f"incremental day {number} of {days}",
+                events=result["day_events"],
+                seconds=seconds,
+                events_per_second=result["day_events"] / seconds if seconds > 0 else None,
+                client_cpu=result["client_cpu_seconds"] / seconds if seconds > 0 else None,
+                peak_rss_mb=result["peak_rss_mb"],
+                result=f"mode {result['mode']}; {result['users']:,} users, "
+                f"{result['recomputed_users']:,} recomputed",
+                details=result,
+            )
+        )
+    early, late = measured
+    ratio = late["seconds"] / early["seconds"] if early["seconds"] > 0 else math.inf
+    rows.append(
+        Row(
+            section=SECTION,
+            case=f"day {days} / day {early_day} (same daily volume)",
+            result=f"{ratio:.2f}x",
+            target=f"<= {TARGET_HISTORY_RATIO:g}x",
+            met=ratio <= TARGET_HISTORY_RATIO and early["mode"] == late["mode"] == "incremental",
+            details={"ratio": ratio},
+        )
+    )
+    return rows
+
+
+def large_day_rows(work: Path, events: int) -> list[Row]:
+    """The daily snapshot of the large day of item 6 (the same cached database): a day whose
+    events do not fit comfortably in memory, where chunking has to bound the peak."""
+    dataset = day_dataset(work, events, seed=31)
+    copy = dataset.copy_to(work / "scratch" / "large-day-snapshot.sqlite")
+    try:
+        result = run_child(
+            "snapshot",
+            {"database": str(copy.path), "day": dataset.info["day"]},
+            timeout=_timeout(dataset.info["loaded"]) * 4,
+        )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+    seconds = result["seconds"]
+    return [
+        Row(
+            section=SECTION,
+            case=f"incremental, one {result['day_events']:,}-event day",
+            events=result["day_events"],
+            seconds=seconds,
+            events_per_second=result["day_events"] / seconds if seconds > 0 else None,
+            client_cpu=result["client_cpu_seconds"] / seconds if seconds > 0 else None,
+            peak_rss_mb=result["peak_rss_mb"],
+            result=f"mode {result['mode']}; {result['recomputed_users']:,} users recomputed",
+            target=f"peak < {MEMORY_LIMIT_MB:,} MB",
+            met=result["peak_rss_mb"] < MEMORY_LIMIT_MB,
+            details=result,
+        )
+    ]
+
+
+def snapshot_rows(
+    work: Path,
+    *,
+    sizes: list[int],
+    daily_users: int,
+    days: int,
+    early_day: int,
+    large_day_events: int = 0,
+) -> list[Row]:
+    rows = scaling_rows(work, sizes)
+    rows += history_rows(work, daily_users=daily_users, days=days, early_day=early_day)
+    if large_day_events:
+        rows += large_day_rows(work, large_day_events)
+    return rows
