@@ -104,14 +104,18 @@ class _Dagster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        subprocess.run(
+        started = subprocess.run(
             [self.cli, "sensor", "start", "new_events_sensor", *self.target],
             cwd=self.folder,
             env=self.environment,
-            check=True,
+            check=False,
             capture_output=True,
+            text=True,
             timeout=180,
         )
+        if started.returncode != 0:
+            output = (started.stderr or started.stdout).strip().splitlines()
+            raise RuntimeError("dagster sensor start failed: " + " | ".join(output[-6:]))
 
     def stop(self) -> None:
         """SIGTERM to the daemon's group (its code server and run workers), then SIGKILL."""
@@ -200,6 +204,7 @@ def latency_rows(
                             "sensor to emulator",
                             f"load {number} not delivered within {budget}s; daemon log in "
                             f"{dagster.log}: {dagster.log_tail()[-300:]}",
+                            error=True,
                         )
                     ]
                 if number:

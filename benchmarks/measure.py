@@ -122,22 +122,41 @@ class ChildFailed(RuntimeError):
     """A benchmark child process exited non-zero or printed no result."""
 
 
-def run_child(task: str, arguments: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-    """Runs `python -m benchmarks.child TASK` with `arguments` as JSON on stdin and returns the
-    JSON object it prints last. The child measures its own peak RSS, so each case's memory is
-    its own; a child still running after `timeout` is killed (cases are bounded in time)."""
-    command = [sys.executable, "-m", "benchmarks.child", task]
-    completed = subprocess.run(
-        command,
-        input=json.dumps(arguments),
-        capture_output=True,
+def start_child(task: str, arguments: dict[str, Any]) -> subprocess.Popen[str]:
+    """Starts `python -m benchmarks.child TASK` with `arguments` as JSON on stdin; see
+    `child_result`. For callers that watch the child while it runs (its CPU, say)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.child", task],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         cwd=Path(__file__).resolve().parent.parent,
-        check=False,
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    if completed.returncode != 0 or not lines:
-        tail = (completed.stderr or completed.stdout)[-2000:]
-        raise ChildFailed(f"benchmark child '{task}' exited {completed.returncode}: {tail}")
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(arguments))
+    process.stdin.close()
+    process.stdin = None  # sent in full: `communicate` must not touch it again
+    return process
+
+
+def child_result(process: subprocess.Popen[str], task: str, *, timeout: float) -> dict[str, Any]:
+    """The JSON object the child prints last. A child still running after `timeout` is killed
+    and `subprocess.TimeoutExpired` raised: cases are bounded in time."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        tail = (stderr or stdout)[-2000:]
+        raise ChildFailed(f"benchmark child '{task}' exited {process.returncode}: {tail}")
     return json.loads(lines[-1])
+
+
+def run_child(task: str, arguments: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    """Runs `python -m benchmarks.child TASK` and returns the JSON object it prints last. The
+    child measures its own peak RSS, so each case's memory is its own."""
+    return child_result(start_child(task, arguments), task, timeout=timeout)

@@ -11,6 +11,7 @@ install it, and the case is reported as skipped.
 """
 
 import importlib.util
+import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -62,10 +63,6 @@ def amplitude_flush_size(outgoing: Sequence[OutgoingEvent], sample: int = 2000) 
     """The largest flush size whose requests stay under Amplitude's 1 MB, at most its 2,000
     events: "flush size at the limit". A larger setting gets 413s, which make the SDK halve its
     flush size and resend, so this is its best setting for these events."""
-    import json
-
-    from amplitude import BaseEvent  # noqa: F401  (fails early when the SDK is missing)
-
     bodies = [amplitude_sdk_event(item).get_event_body() for item in outgoing[:sample]]
     if not bodies:
         return AMPLITUDE_MAX_EVENTS_PER_REQUEST

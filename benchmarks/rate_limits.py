@@ -12,14 +12,19 @@ budget is stopped (its events stay pending in the ledger, as after a crash) and 
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import emulator_settings
 from benchmarks.datasets import day_dataset
 from benchmarks.delivery import received
-from benchmarks.measure import ChildFailed, emulator_pid, run_child
+from benchmarks.measure import (
+    ChildFailed,
+    child_result,
+    emulator_pid,
+    process_cpu_seconds,
+    start_child,
+)
 from benchmarks.report import Row
 from nami_pipelines.emulators import EmulatorProcess
 
@@ -29,19 +34,33 @@ POLL_SECONDS = 0.2
 
 
 class _Poller:
-    """Samples the emulator's Amplitude counters until stopped."""
+    """Samples the emulator's Amplitude counters, and the sender's CPU, until stopped."""
 
-    def __init__(self, emulator: EmulatorProcess) -> None:
+    def __init__(self, emulator: EmulatorProcess, sender_pid: int) -> None:
         self.emulator = emulator
+        self.sender_pid = sender_pid
         self.samples: list[tuple[float, int, int]] = []  # (time, requests, unique events)
+        self.cpu: list[tuple[float, float]] = []  # (time, sender CPU seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             view = received(self.emulator.stats(), "amplitude")
-            self.samples.append((time.monotonic(), view["requests"], view["unique_events"]))
+            now = time.monotonic()
+            self.samples.append((now, view["requests"], view["unique_events"]))
+            cpu = process_cpu_seconds(self.sender_pid)
+            if cpu is not None:
+                self.cpu.append((now, cpu))
             self._stop.wait(POLL_SECONDS)
+
+    def sender_cores(self) -> float | None:
+        """The sender's CPU use over the run, in cores: near 1.0 while every event waits out a
+        throttle means it spins instead of sleeping."""
+        if len(self.cpu) < 2:
+            return None
+        (start, first), (end, last) = self.cpu[0], self.cpu[-1]
+        return (last - first) / (end - start) if end > start else None
 
     def __enter__(self) -> "_Poller":
         self._thread.start()
@@ -76,10 +95,10 @@ def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
             "emulator_pid": emulator_pid(emulator),
             "max_in_flight": max_in_flight,
         }
-        with _Poller(emulator) as poller, ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(run_child, "ours", arguments, timeout=budget)
+        child = start_child("ours", arguments)
+        with _Poller(emulator, child.pid) as poller:
             try:
-                outcome = future.result()
+                outcome = child_result(child, "ours", timeout=budget)
             except subprocess.TimeoutExpired:
                 outcome = {"stopped_after_seconds": budget}
             except ChildFailed as error:
@@ -112,14 +131,13 @@ def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
         events=accepted,
         seconds=duration,
         events_per_second=achieved,
-        client_cpu=(
-            outcome["client_cpu_seconds"] / outcome["seconds"] if outcome.get("seconds") else None
-        ),
+        client_cpu=poller.sender_cores(),
         peak_rss_mb=outcome.get("peak_rss_mb"),
         # A stopped run leaves its unsent events pending in the ledger: not lost, not checked.
         exactly_once=(view["duplicate_events"] == 0 and lost == 0) if finished else None,
         result=text,
         target=f">= {TARGET_SHARE:.0%} of R, none lost, no 429 storm",
+        error="error" in outcome,
         met=bool(
             finished and share is not None and share >= TARGET_SHARE and lost == 0 and not storm
         ),

@@ -49,12 +49,18 @@ class Row:
     target: str = ""
     met: bool | None = None
     skipped: str | None = None
+    # The case broke (a child failed, a load never arrived): the benchmark did not work.
+    error: bool = False
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def skipped_row(section: str, case: str, reason: str) -> Row:
-    """A case that could not run here (a missing SDK, a failed prerequisite), and why."""
-    return Row(section=section, case=case, result=f"skipped: {reason}", skipped=reason)
+def skipped_row(section: str, case: str, reason: str, *, error: bool = False) -> Row:
+    """A case that did not run, and why: not possible here (a missing SDK) or, with `error`,
+    broken (which makes the command fail)."""
+    prefix = "failed" if error else "skipped"
+    return Row(
+        section=section, case=case, result=f"{prefix}: {reason}", skipped=reason, error=error
+    )
 
 
 def _cell(name: str, value: Any) -> str:
