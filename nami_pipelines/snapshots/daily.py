@@ -1,19 +1,20 @@
 """The snapshot at the end of each UTC day, computed incrementally from the day before.
 
 Day D starts from day D-1's stored state and folds in only day D's events; users with no event
-whose earliest entitlement expiration falls within D are re-evaluated too; everyone else is
-copied inside the database. A day's cost therefore follows that day's events and the users they
-touch, not the length of history. When D-1 is missing or stale (a late event arrived after it was
+whose earliest entitlement expiration falls within D are re-evaluated too, and only their rows
+are stored for D; everyone else keeps the row of an earlier day (see snapshots.tables). A day's
+cost therefore follows that day's events and the users they touch, not the length of history. When D-1 is missing or stale (a late event arrived after it was
 computed), day D is computed from scratch instead, so a result is never built on a wrong base.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pandas as pd
 
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.codec import decode_state, encode_state, snapshot_rows
+from nami_pipelines.snapshots.days import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository, SnapshotSummary
 from nami_pipelines.snapshots.state import (
     USER,
@@ -26,11 +27,6 @@ from nami_pipelines.snapshots.state import (
 
 MODE_INCREMENTAL = "incremental"
 MODE_FROM_SCRATCH = "from_scratch"
-
-
-def day_end(day: date) -> datetime:
-    """The last instant of a UTC day: the snapshot of day D counts events up to it."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, microseconds=-1)
 
 
 @dataclass(frozen=True, slots=True)

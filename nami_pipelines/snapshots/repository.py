@@ -1,4 +1,8 @@
-"""Reads and writes the daily snapshot tables; the only module here that speaks SQL."""
+"""Reads and writes the daily snapshot tables; the only module here that speaks SQL.
+
+A day stores only the rows of the users it recomputed (see snapshots.tables), so every read of
+day D takes, per user, the latest row at or before D, and the day's counts live in its record.
+"""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -6,8 +10,20 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, delete, exists, func, insert, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import Alias
 
 from nami_pipelines.events.store import to_utc_series
 from nami_pipelines.events.tables import nami_events
@@ -19,6 +35,7 @@ from nami_pipelines.snapshots.attributes import (
     IN_TRIAL_PERIOD,
 )
 from nami_pipelines.snapshots.codec import snapshot_from_rows
+from nami_pipelines.snapshots.days import day_end
 from nami_pipelines.snapshots.tables import (
     metadata,
     user_attribute_snapshot_days,
@@ -26,12 +43,21 @@ from nami_pipelines.snapshots.tables import (
 )
 
 _USERS_PER_QUERY = 1_000
+_ROWS_PER_INSERT = 10_000
 _STORED_COLUMNS = (
     "nami_user_id",
     "external_id",
     *ATTRIBUTE_NAMES,
     "carry_state",
     "next_expiration",
+)
+_RECORD_COLUMNS = ("partition_date", "users", "basis_loaded_seq", "mode", "computed_at")
+_COUNT_COLUMNS = (
+    "users",
+    "active_subscribers",
+    "in_trial",
+    "in_grace_period",
+    "former_subscribers",
 )
 
 
@@ -57,16 +83,45 @@ class SnapshotSummary:
     former_subscribers: int
 
 
+def _in_snapshot_of(rows: Table | Alias, day: date) -> ColumnElement[bool]:
+    """True for the rows of `rows` that make up day D's snapshot: D is stored and the row is
+    its user's latest at or before D (a seek in the primary key per row)."""
+    later = user_attribute_snapshots.alias("later")
+    days = user_attribute_snapshot_days
+    return and_(
+        exists().where(days.c.partition_date == day),
+        rows.c.partition_date <= day,
+        ~exists().where(
+            later.c.nami_user_id == rows.c.nami_user_id,
+            later.c.partition_date > rows.c.partition_date,
+            later.c.partition_date <= day,
+        ),
+    )
+
+
+def _counts(rows: Table | Alias) -> tuple[ColumnElement[Any], ...]:
+    """The `SnapshotSummary` counts over `rows`, in `_COUNT_COLUMNS` order."""
+    return (
+        func.count(),
+        func.count().filter(rows.c[ACTIVE_ENTITLEMENTS] != "[]"),
+        func.count().filter(rows.c[IN_TRIAL_PERIOD].is_(True)),
+        func.count().filter(rows.c[IN_GRACE_PERIOD].is_(True)),
+        func.count().filter(rows.c[FORMER_SUBSCRIBER].is_(True)),
+    )
+
+
 class SnapshotRepository:
-    """The `user_attribute_snapshots` table (one row per user per day) and its day records."""
+    """The `user_attribute_snapshots` table (a user's row per day it was recomputed) and the
+    day records with each day's counts."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
 
     def day_record(self, day: date) -> DayRecord | None:
-        query = select(user_attribute_snapshot_days).where(
-            user_attribute_snapshot_days.c.partition_date == day
+        days = user_attribute_snapshot_days
+        query = select(*(days.c[name] for name in _RECORD_COLUMNS)).where(
+            days.c.partition_date == day
         )
         with self.engine.connect() as connection:
             row = connection.execute(query).mappings().first()
@@ -92,23 +147,30 @@ class SnapshotRepository:
             return bool(connection.execute(query).scalar())
 
     def users_expiring(self, day: date, until: datetime) -> list[str]:
-        """Users of `day` whose earliest upcoming expiration falls at or before `until`."""
+        """Users of `day` whose earliest upcoming expiration falls at or before `until`.
+
+        Every row in day D's snapshot expires after D's end (a user whose expiration falls in a
+        day is recomputed that day), so the lower bound selects nothing more; it keeps the index
+        range to the window instead of every expiration in history.
+        """
         table = user_attribute_snapshots
         query = select(table.c.nami_user_id).where(
-            table.c.partition_date == day, table.c.next_expiration <= until
+            table.c.next_expiration > day_end(day),
+            table.c.next_expiration <= until,
+            _in_snapshot_of(table, day),
         )
         with self.engine.connect() as connection:
             return list(connection.execute(query).scalars())
 
     def read_rows(self, day: date, users: Iterable[str] | None = None) -> pd.DataFrame:
-        """Stored rows of a day, for all users or the given ones."""
+        """Stored rows of a day's snapshot, for all users or the given ones."""
         table = user_attribute_snapshots
         columns = [table.c[name] for name in _STORED_COLUMNS]
-        base = select(*columns).where(table.c.partition_date == day)
+        base = select(*columns).where(_in_snapshot_of(table, day))
         frames: list[pd.DataFrame] = []
         with self.engine.connect() as connection:
             if users is None:
-                frames.append(_frame(connection, base.order_by(table.c.nami_user_id)))
+                frames.append(_frame(connection, base))
             else:
                 wanted = list(users)
                 for start in range(0, len(wanted), _USERS_PER_QUERY):
@@ -132,65 +194,53 @@ class SnapshotRepository:
         basis_loaded_seq: int,
         mode: str,
     ) -> int:
-        """Replace a day atomically: the given rows, plus every other user of `carry_from`
-        copied inside the database (their attributes did not change). Returns the user count."""
+        """Replace a day atomically. Without `carry_from`, `rows` are every user; with it, only
+        the users recomputed since that stored day, everyone else keeping their row of it or
+        earlier: the day's counts are then that day's, corrected by the rows that replace their
+        users' earlier ones. Returns the user count."""
         table = user_attribute_snapshots
-        records: list[dict[str, Any]] = [
-            {**record, "partition_date": day} for record in _records(rows)
-        ]
+        days = user_attribute_snapshot_days
         with self.engine.begin() as connection:
             connection.execute(delete(table).where(table.c.partition_date == day))
-            if records:
-                connection.execute(insert(table), records)
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                part = rows.iloc[start : start + _ROWS_PER_INSERT]
+                connection.execute(insert(table), _records(part, day))
+            written = select(*_counts(table)).where(table.c.partition_date == day)
+            counts = list(connection.execute(written).one())
             if carry_from is not None:
-                previous = table.alias("previous")
-                current = table.alias("current")
-                copied = select(
-                    literal(day, type_=table.c.partition_date.type),
-                    *(previous.c[name] for name in _STORED_COLUMNS),
-                ).where(
-                    previous.c.partition_date == carry_from,
-                    ~exists().where(
-                        current.c.partition_date == day,
-                        current.c.nami_user_id == previous.c.nami_user_id,
-                    ),
+                base_query = select(*(days.c[name] for name in _COUNT_COLUMNS)).where(
+                    days.c.partition_date == carry_from
                 )
-                connection.execute(
-                    insert(table).from_select(["partition_date", *_STORED_COLUMNS], copied)
-                )
-            users = int(
-                connection.execute(
-                    select(func.count()).select_from(table).where(table.c.partition_date == day)
-                ).scalar()
-            )
-            days = user_attribute_snapshot_days
+                base = connection.execute(base_query).one()
+                replaced = connection.execute(_replaced_counts(day, carry_from)).one()
+                counts = [
+                    int(before) + int(now) - int(gone)
+                    for before, now, gone in zip(base, counts, replaced, strict=True)
+                ]
             connection.execute(delete(days).where(days.c.partition_date == day))
             connection.execute(
                 insert(days).values(
                     partition_date=day,
-                    users=users,
+                    **dict(zip(_COUNT_COLUMNS, (int(count) for count in counts), strict=True)),
                     basis_loaded_seq=basis_loaded_seq,
                     mode=mode,
                     computed_at=datetime.now(UTC),
                 )
             )
-        return users
+        return int(counts[0])
 
     def summary(self, day: date) -> SnapshotSummary:
-        table = user_attribute_snapshots
-        query = select(
-            func.count(),
-            func.count().filter(table.c[ACTIVE_ENTITLEMENTS] != "[]"),
-            func.count().filter(table.c[IN_TRIAL_PERIOD].is_(True)),
-            func.count().filter(table.c[IN_GRACE_PERIOD].is_(True)),
-            func.count().filter(table.c[FORMER_SUBSCRIBER].is_(True)),
-        ).where(table.c.partition_date == day)
+        days = user_attribute_snapshot_days
+        query = select(*(days.c[name] for name in _COUNT_COLUMNS)).where(
+            days.c.partition_date == day
+        )
         with self.engine.connect() as connection:
-            values = connection.execute(query).one()
-        return SnapshotSummary(*(int(value) for value in values))
+            values = connection.execute(query).first()
+        return SnapshotSummary(*(int(value) for value in values or (0,) * len(_COUNT_COLUMNS)))
 
     def duplicate_user_rows(self, day: date) -> int:
-        """Rows beyond one per user for a day (the primary key makes this 0 unless corrupted)."""
+        """Rows beyond one per user among those a day stored. The primary key makes this 0, and
+        a day's snapshot takes one row per user from them, unless the table is corrupted."""
         table = user_attribute_snapshots
         query = select(func.count() - func.count(table.c.nami_user_id.distinct())).where(
             table.c.partition_date == day
@@ -207,6 +257,32 @@ class SnapshotRepository:
             return int(connection.execute(query).scalar() or 0)
 
 
+def _replaced_counts(day: date, carry_from: date) -> Select[Any]:
+    """The counts over the rows that `day`'s rows replace: for each user stored for `day`, the
+    user's row in `carry_from`'s snapshot (none for a new user). Driven by the day's rows, so it
+    costs what the day wrote, not the number of users."""
+    table = user_attribute_snapshots
+    current = table.alias("current")
+    earlier = table.alias("earlier")
+    candidate = table.alias("candidate")
+    latest = (
+        select(func.max(candidate.c.partition_date))
+        .where(
+            candidate.c.nami_user_id == current.c.nami_user_id,
+            candidate.c.partition_date <= carry_from,
+        )
+        .scalar_subquery()
+    )
+    joined = current.join(
+        earlier,
+        and_(
+            earlier.c.nami_user_id == current.c.nami_user_id,
+            earlier.c.partition_date == latest,
+        ),
+    )
+    return select(*_counts(earlier)).select_from(joined).where(current.c.partition_date == day)
+
+
 def _frame(connection: Connection, query: Any) -> pd.DataFrame:
     result = connection.execute(query)
     frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -214,12 +290,13 @@ def _frame(connection: Connection, query: Any) -> pd.DataFrame:
     return frame
 
 
-def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values for the driver (NaT and NaN become None)."""
+def _records(rows: pd.DataFrame, day: date) -> list[dict[str, Any]]:
+    """Rows of `day` as plain Python values for the driver (NaT and NaN become None)."""
     frame = rows[list(_STORED_COLUMNS)].astype(object)
     frame = frame.where(pd.notna(frame), None)
     records = frame.to_dict("records")
     for record in records:
+        record["partition_date"] = day
         expiration = record["next_expiration"]
         if expiration is not None:
             record["next_expiration"] = expiration.to_pydatetime()

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
 from nami_pipelines.events.generator import generate_events
 from nami_pipelines.events.loader import load_ndjson_file
@@ -16,7 +17,8 @@ from nami_pipelines.snapshots.daily import (
     day_end,
     materialize_day,
 )
-from nami_pipelines.snapshots.repository import SnapshotRepository
+from nami_pipelines.snapshots.repository import SnapshotRepository, SnapshotSummary
+from nami_pipelines.snapshots.tables import user_attribute_snapshots
 from nami_pipelines_tests.builders import EventLog
 
 START = date(2026, 2, 1)
@@ -31,11 +33,20 @@ def write_generated(path: Path, users: int, days: int, *, shuffle_seed: int | No
 
 
 def assert_same_as_from_scratch(store, repository, day: date) -> None:
+    expected_frame = snapshot_from_store(store, pd.Timestamp(day_end(day)))
     stored = repository.read_snapshot(day).to_dict("records")
-    expected = snapshot_from_store(store, pd.Timestamp(day_end(day))).to_dict("records")
+    expected = expected_frame.to_dict("records")
     assert len(stored) == len(expected)
     mismatched = [pair for pair in zip(stored, expected, strict=True) if pair[0] != pair[1]]
     assert not mismatched, f"{day}: first difference {mismatched[0]}"
+    # The day's counts are kept incrementally: they must match the snapshot they describe.
+    assert repository.summary(day) == SnapshotSummary(
+        users=len(expected_frame),
+        active_subscribers=int((expected_frame["namiml_active_entitlements"].str.len() > 0).sum()),
+        in_trial=int(expected_frame["namiml_in_trial_period"].sum()),
+        in_grace_period=int(expected_frame["namiml_in_grace_period"].sum()),
+        former_subscribers=int(expected_frame["namiml_former_subscriber"].sum()),
+    ), day
 
 
 def test_incremental_days_equal_from_scratch_on_generated_data(event_store, tmp_path):
@@ -77,6 +88,33 @@ def test_incremental_day_recomputes_only_touched_and_expiring_users(event_store,
     assert snapshot.loc["expiring", "namiml_former_subscriber"]
     assert snapshot.loc["busy", "namiml_device_ids"] == ["d-busy"]
     assert snapshot.loc["quiet", "namiml_active_entitlements"] == ["p"]
+
+
+def test_a_day_stores_only_its_recomputed_users_and_reads_earlier_rows_for_the_rest(
+    event_store, tmp_path
+):
+    load_ndjson_file(write_generated(tmp_path / "g.ndjson", 80, 6), event_store)
+    repository = SnapshotRepository(event_store.engine)
+    days = [START + timedelta(days=offset) for offset in range(6)]
+    results = {day: materialize_day(event_store, repository, day) for day in days[3:]}
+    results |= {day: materialize_day(event_store, repository, day) for day in days[:3]}
+    # Day 4 was first computed from scratch (every user stored), now from day 3: only the users
+    # it recomputes are stored, and the days after it, computed on the old rows, read the same.
+    results[days[3]] = materialize_day(event_store, repository, days[3])
+    assert results[days[3]].mode == MODE_INCREMENTAL
+    for day in days:
+        table = user_attribute_snapshots
+        query = sa.select(sa.func.count()).where(table.c.partition_date == day)
+        with event_store.engine.connect() as connection:
+            stored_rows = connection.execute(query).scalar()
+        assert stored_rows == results[day].recomputed_users
+        assert_same_as_from_scratch(event_store, repository, day)
+    assert results[days[3]].recomputed_users < results[days[3]].users
+    expiring = repository.users_expiring(days[2], day_end(days[5]))
+    snapshot = repository.read_rows(days[2]).set_index("nami_user_id")
+    upcoming = snapshot["next_expiration"] <= pd.Timestamp(day_end(days[5]))
+    assert expiring and sorted(expiring) == sorted(snapshot.index[upcoming])
+    assert repository.read_snapshot(START - timedelta(days=1)).empty
 
 
 def test_late_event_makes_later_days_stale_and_rematerializing_restores_them(event_store, tmp_path):
