@@ -3,75 +3,38 @@ the attributes last sent. It lives in the event database, so it is the single po
 every worker on every machine.
 
 Claiming is how "sent once" survives concurrency: a worker inserts the events it wants to send as
-`pending` (ignoring rows that already exist), then takes a lease on pending rows that nobody else
-holds. The lease is one conditional UPDATE, atomic on SQLite (one writer) and on PostgreSQL (row
+`pending` and leased to itself (ignoring rows that already exist), then, only if some existed,
+takes a lease on the pending ones that nobody else holds. The lease is one conditional UPDATE, atomic on SQLite (one writer) and on PostgreSQL (row
 locks, and the WHERE is re-checked after a concurrent commit), so two workers never hold the same
 event. A worker that dies leaves its lease to expire; the events are then claimed again and resent
 with the same ids, which the APIs deduplicate.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Date,
-    DateTime,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    func,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import Engine, and_, func, or_, select, update
 
+from nami_pipelines.delivery.ledger_statements import statements_for
+from nami_pipelines.delivery.ledger_tables import (
+    PENDING,
+    delivery_attribute_state,
+    delivery_ledger,
+    metadata,
+)
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
 from nami_pipelines.settings import delivery_lease_seconds
 
-PENDING = "pending"
+__all__ = ["PENDING", "Candidate", "DeliveryLedger", "delivery_attribute_state", "delivery_ledger"]
+
 OUTCOMES = (ACCEPTED, REJECTED, SKIPPED)
 _IDS_PER_STATEMENT = 1_000
+_ROWS_PER_BULK_STATEMENT = 10_000
 _REASON_MAX = 2_000
-
-metadata = MetaData()
-
-delivery_ledger = Table(
-    "delivery_ledger",
-    metadata,
-    Column("integration", String(64), primary_key=True),
-    Column("event_id", String(64), primary_key=True),
-    Column("nami_user_id", String(128)),
-    Column("partition_date", Date, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("reason", Text),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("claimed_by", String(128)),
-    Column("claim_expires_at", DateTime(timezone=True)),
-    Column("first_attempt_at", DateTime(timezone=True)),
-    Column("last_attempt_at", DateTime(timezone=True)),
-    Column("resolved_at", DateTime(timezone=True)),
-    Index("ix_delivery_ledger_partition", "integration", "partition_date", "status"),
-)
-
-delivery_attribute_state = Table(
-    "delivery_attribute_state",
-    metadata,
-    Column("integration", String(64), primary_key=True),
-    Column("nami_user_id", String(128), primary_key=True),
-    Column("attributes", Text, nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +61,7 @@ class DeliveryLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
-
-    def _insert_ignoring_existing(self, table: Table) -> Any:
-        return self._dialect.insert(table).on_conflict_do_nothing()
-
-    @property
-    def _dialect(self) -> Any:
-        """The dialect module whose INSERT knows ON CONFLICT (both of ours do)."""
-        return postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        self._statements = statements_for(engine)
 
     def claim(
         self,
@@ -125,23 +81,27 @@ class DeliveryLedger:
             return []
         now = _now()
         lease = lease or timedelta(seconds=delivery_lease_seconds())
-        ids = [candidate.event_id for candidate in candidates]
+        rows = list(
+            {
+                candidate.event_id: (
+                    candidate.event_id,
+                    candidate.nami_user_id,
+                    candidate.partition_date,
+                )
+                for candidate in candidates
+            }.values()
+        )
+        ids = [row[0] for row in rows]
         table = delivery_ledger
         with self.engine.begin() as connection:
-            connection.execute(
-                self._insert_ignoring_existing(table),
-                [
-                    {
-                        "integration": integration,
-                        "event_id": candidate.event_id,
-                        "nami_user_id": candidate.nami_user_id,
-                        "partition_date": candidate.partition_date,
-                        "status": PENDING,
-                        "attempts": 0,
-                    }
-                    for candidate in candidates
-                ],
+            inserted = sum(
+                self._statements.insert_claimed(
+                    connection, integration, chunk, worker=worker, expires=now + lease
+                )
+                for chunk in _chunks(rows, _ROWS_PER_BULK_STATEMENT)
             )
+            if inserted == len(rows):
+                return ids  # all new (the usual first send): inserted already leased to us
             for chunk in _chunks(ids):
                 mine = and_(table.c.integration == integration, table.c.event_id.in_(chunk))
                 if resend:
@@ -182,27 +142,18 @@ class DeliveryLedger:
         for outcome in outcomes:
             reason = None if outcome.reason is None else outcome.reason[:_REASON_MAX]
             grouped[(outcome.status, reason)].append(outcome.event_id)
-        table = delivery_ledger
         with self.engine.begin() as connection:
             for (status, reason), event_ids in grouped.items():
-                for chunk in _chunks(event_ids):
-                    connection.execute(
-                        update(table)
-                        .where(
-                            table.c.integration == integration,
-                            table.c.event_id.in_(chunk),
-                            table.c.claimed_by == worker,
-                        )
-                        .values(
-                            status=status,
-                            reason=reason,
-                            attempts=table.c.attempts + attempts,
-                            first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
-                            last_attempt_at=now,
-                            resolved_at=now,
-                            claimed_by=None,
-                            claim_expires_at=None,
-                        )
+                for chunk in _chunks(event_ids, _ROWS_PER_BULK_STATEMENT):
+                    self._statements.resolve(
+                        connection,
+                        integration,
+                        chunk,
+                        worker=worker,
+                        status=status,
+                        reason=reason,
+                        attempts=attempts,
+                        now=now,
                     )
 
     def release(
@@ -264,32 +215,18 @@ class DeliveryLedger:
                     table.c.integration == integration, table.c.nami_user_id.in_(chunk)
                 )
                 for user, text in connection.execute(query):
-                    found[user] = json.loads(text)
+                    found[user] = orjson.loads(text)
         return found
 
     def remember_sent_attributes(self, integration: str, sent: dict[str, dict]) -> None:
         """Record what each user's profile now holds at the destination."""
         if not sent:
             return
-        now = _now()
-        table = delivery_attribute_state
-        statement = self._dialect.insert(table)
-        upsert = statement.on_conflict_do_update(
-            index_elements=[table.c.integration, table.c.nami_user_id],
-            set_={
-                "attributes": statement.excluded.attributes,
-                "sent_at": statement.excluded.sent_at,
-            },
-        )
         rows = [
-            {
-                "integration": integration,
-                "nami_user_id": user,
-                "attributes": json.dumps(attributes, sort_keys=True),
-                "sent_at": now,
-            }
+            (user, orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode())
             for user, attributes in sent.items()
         ]
+        now = _now()
         with self.engine.begin() as connection:
-            for chunk in _chunks(rows):
-                connection.execute(upsert, list(chunk))
+            for chunk in _chunks(rows, _ROWS_PER_BULK_STATEMENT):
+                self._statements.upsert_attributes(connection, integration, chunk, now)

@@ -5,13 +5,13 @@ This is where the database (`events`, `snapshots`, the ledger) meets a destinati
 client never reads the database and the store never knows a destination.
 """
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
 import pandas as pd
 
 from nami_pipelines.config import ALL_PLATFORMS, AnyIntegration, MParticleIntegration
@@ -90,27 +90,58 @@ def count_selected(store: EventStore, integration: AnyIntegration, day: date) ->
     )
 
 
-def to_nami_event(row: dict) -> NamiEvent:
-    """A stored row as the typed event the mappings take (payload parsed once, here)."""
-    occurred = row["occurred_at"]
-    return NamiEvent(
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        occurred_at=occurred.to_pydatetime() if hasattr(occurred, "to_pydatetime") else occurred,
-        app_id=row["app_id"],
-        app_platform_id=_text(row["app_platform_id"]),
-        platform_type=_text(row["platform_type"]),
-        nami_user_id=_text(row["nami_user_id"]),
-        external_id=_text(row["external_id"]),
-        device_id=_text(row["device_id"]),
-        environment=row["environment"],
-        payload=json.loads(row["payload"]),
-        payload_json=row["payload"],
-    )
+def nami_events_of(rows: pd.DataFrame) -> list[NamiEvent]:
+    """Stored rows as the typed events the mappings take, column by column (a per-row
+    `to_dict` costs more than the mapping itself); each payload is parsed once, here."""
+    occurred = rows["occurred_at"].array.to_pydatetime() if len(rows) else []
+    payloads = rows["payload"].tolist()
+    return [
+        NamiEvent(
+            event_id=event_id,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            app_id=app_id,
+            app_platform_id=app_platform_id,
+            platform_type=platform_type,
+            nami_user_id=nami_user_id,
+            external_id=external_id,
+            device_id=device_id,
+            environment=environment,
+            payload=orjson.loads(payload),
+            payload_json=payload,
+        )
+        for (
+            event_id,
+            event_type,
+            occurred_at,
+            app_id,
+            app_platform_id,
+            platform_type,
+            nami_user_id,
+            external_id,
+            device_id,
+            environment,
+            payload,
+        ) in zip(
+            rows["event_id"].tolist(),
+            rows["event_type"].tolist(),
+            occurred,
+            rows["app_id"].tolist(),
+            _texts(rows["app_platform_id"]),
+            _texts(rows["platform_type"]),
+            _texts(rows[USER]),
+            _texts(rows["external_id"]),
+            _texts(rows["device_id"]),
+            rows["environment"].tolist(),
+            payloads,
+            strict=True,
+        )
+    ]
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _texts(values: pd.Series) -> list[str | None]:
+    """A nullable text column as str or None (pandas may hold a missing value as NaN)."""
+    return [value if isinstance(value, str) else None for value in values.tolist()]
 
 
 class _LedgerSink(DeliverySink):
@@ -213,10 +244,10 @@ def outgoing_events(
     carried = attributes_at_events(state_before, user_events)
     outgoing = [
         OutgoingEvent(
-            to_nami_event(record),
-            carried.get(record["event_id"]) if is_user_event(record["event_type"]) else None,
+            event,
+            carried.get(event.event_id) if is_user_event(event.event_type) else None,
         )
-        for record in to_send.to_dict("records")
+        for event in nami_events_of(to_send)
     ]
     return PreparedEvents(outgoing, carried, state_before, user_events)
 
@@ -254,26 +285,38 @@ def targets_for(
     at: datetime,
 ) -> tuple[list[AttributeUpdateTarget], dict[str, UserAttributes]]:
     """Attribute updates for users whose attributes differ from what their profile holds."""
-    rows = {row[USER]: row for row in snapshot.to_dict("records")}
+    values = [snapshot[name].tolist() for name in ATTRIBUTE_NAMES]
+    rows = {
+        user: (external_id, dict(zip(ATTRIBUTE_NAMES, row, strict=True)))
+        for user, external_id, *row in zip(
+            snapshot[USER].tolist(), _texts(snapshot["external_id"]), *values, strict=True
+        )
+    }
     targets: list[AttributeUpdateTarget] = []
     current: dict[str, UserAttributes] = {}
-    for contact in contacts.itertuples(index=False):
-        row = rows.get(contact.nami_user_id)
-        if row is None:
+    for user, device_id, environment in zip(
+        contacts[USER].tolist(),
+        _texts(contacts["device_id"]),
+        contacts["environment"].tolist(),
+        strict=True,
+    ):
+        found = rows.get(user)
+        if found is None:
             continue
+        external_id, row = found
         attributes: UserAttributes = {
-            name: list(row[name]) if isinstance(row[name], list) else bool(row[name])
-            for name in ATTRIBUTE_NAMES
+            name: list(value) if isinstance(value, list) else bool(value)
+            for name, value in row.items()
         }
-        if last_sent.get(contact.nami_user_id) == attributes:
+        if last_sent.get(user) == attributes:
             continue
-        current[contact.nami_user_id] = attributes
+        current[user] = attributes
         targets.append(
             AttributeUpdateTarget(
-                nami_user_id=contact.nami_user_id,
-                external_id=_text(row["external_id"]),
-                device_id=_text(contact.device_id),
-                environment=contact.environment,
+                nami_user_id=user,
+                external_id=external_id,
+                device_id=device_id,
+                environment=environment,
                 attributes=attributes,
                 as_of=at,
             )
@@ -310,8 +353,10 @@ def deliver_day(
             ledger.claim(
                 integration.name,
                 [
-                    Candidate(row.event_id, _text(row.nami_user_id), day)
-                    for row in selected.itertuples(index=False)
+                    Candidate(event_id, user, day)
+                    for event_id, user in zip(
+                        selected["event_id"].tolist(), _texts(selected[USER]), strict=True
+                    )
                 ],
                 worker=worker,
                 resend=resend,

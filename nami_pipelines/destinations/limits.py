@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterable
 from typing import Any, Final
 
+import orjson
+
 # mParticle Events API (SPEC §4).
 MPARTICLE_MAX_BATCHES_PER_REQUEST: Final = 100
 MPARTICLE_MAX_REQUEST_BYTES: Final = 256_000
@@ -26,9 +28,10 @@ AMPLITUDE_MAX_PROPERTY_CHARS: Final = 1024
 AMPLITUDE_MAX_ARRAY_ENTRIES: Final = MPARTICLE_MAX_LIST_ENTRIES
 AMPLITUDE_DEFAULT_MIN_ID_LENGTH: Final = 5
 
-# One compact encoder for every body: `json.dumps(..., separators=...)` builds a new encoder per
-# call. ASCII output means the byte length is the character length and any text, even a lone
-# surrogate, encodes; NaN never reaches here (events are validated) and must not go out unnoticed.
+# Bodies are encoded with orjson: compact UTF-8, several times faster than the standard library
+# on the send path. What it refuses (a lone surrogate, an integer beyond 64 bits) falls back to
+# the standard encoder in ASCII, which encodes any text. NaN never reaches here: events are
+# validated on load.
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False)
 _CANONICAL: Final = json.JSONEncoder(
     separators=(",", ":"), allow_nan=False, check_circular=False, sort_keys=True
@@ -37,7 +40,10 @@ _CANONICAL: Final = json.JSONEncoder(
 
 def encode(value: Any) -> bytes:
     """Compact JSON bytes, the form in which everything is measured and sent."""
-    return _ENCODER.encode(value).encode("ascii")
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value).encode("ascii")
 
 
 def canonical_text(value: Any) -> str:
