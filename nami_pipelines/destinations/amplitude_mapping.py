@@ -67,11 +67,14 @@ class AmplitudeEvent:
 def build_amplitude_events(
     events: Sequence[OutgoingEvent], integration: AmplitudeIntegration
 ) -> tuple[list[AmplitudeEvent], list[Skipped]]:
-    """The events to send in time order (input order among equal times), so `user_properties`
-    reach a profile in the order they happened; and those that cannot be sent, with the reason."""
+    """The events to send grouped by user, each user's in time order (input order among equal
+    times), so `user_properties` reach a profile in the order they happened and a user's events
+    travel together; and those that cannot be sent, with the reason. Delivery reads events in
+    this order already, so the sort costs a pass, and the ledger rows a request resolves lie
+    side by side."""
     mapped: list[AmplitudeEvent] = []
     skipped: list[Skipped] = []
-    for item in sorted(events, key=_occurred_at):
+    for item in sorted(events, key=_user_and_time):
         result = amplitude_event(item, integration)
         if isinstance(result, Skipped):
             skipped.append(result)
@@ -215,8 +218,8 @@ def _too_short(name: str, value: str, min_length: int) -> str:
     return f"{name} has {len(value)} characters, under the minimum of {min_length} (min_id_length)"
 
 
-def _occurred_at(item: OutgoingEvent) -> datetime:
-    return item.event.occurred_at
+def _user_and_time(item: OutgoingEvent) -> tuple[str, datetime]:
+    return item.event.nami_user_id or "", item.event.occurred_at
 
 
 def _property_value(value: Any) -> Any:
