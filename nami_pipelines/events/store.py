@@ -209,30 +209,35 @@ class EventStore:
                 nami_events.c.loaded_seq,
             )
         )
-        pending: pd.DataFrame | None = None
-        for frame in self._stream(query, chunk_rows):
-            combined = frame if pending is None else pd.concat([pending, frame], ignore_index=True)
-            users = combined["nami_user_id"]
-            last_user = users.iloc[-1]
-            boundary = (
-                len(combined) - int((users == last_user).sum())
-                if isinstance(last_user, str)
-                else len(combined)
-            )
-            if boundary == 0:
-                pending = combined
-                continue
-            yield combined.iloc[:boundary].reset_index(drop=True)
-            pending = combined.iloc[boundary:].reset_index(drop=True)
-        if pending is not None and len(pending):
-            yield pending
+        yield from _whole_users(self._stream(query, chunk_rows))
+
+    def read_events_grouped_by_user(
+        self,
+        *,
+        occurred_until: datetime,
+        occurred_after: datetime | None = None,
+        chunk_rows: int = READ_CHUNK_ROWS,
+    ) -> Iterator[pd.DataFrame]:
+        """Every app's events in a window, ordered by user only, in chunks that never split one
+        user's events (events without a user come first or last, as the database sorts nulls).
+
+        A snapshot folds each chunk on its own when no user spans two chunks, so its work and
+        memory follow the chunk, not every user seen so far.
+        """
+        query = select(nami_events).where(nami_events.c.occurred_at <= occurred_until)
+        if occurred_after is not None:
+            query = query.where(nami_events.c.occurred_at > occurred_after)
+        query = query.order_by(nami_events.c.nami_user_id)
+        yield from _whole_users(self._stream(query, chunk_rows))
 
     def _stream(self, query: Any, chunk_rows: int) -> Iterator[pd.DataFrame]:
         names = [column.name for column in nami_events.columns]
         with self.engine.connect() as connection:
             result = connection.execution_options(stream_results=True).execute(query)
             while rows := result.fetchmany(chunk_rows):
-                frame = pd.DataFrame.from_records(rows, columns=names)
+                # Plain tuples: pandas probes each row object for attributes before it converts
+                # them, and a probe of SQLAlchemy's `Row` costs an exception per row.
+                frame = pd.DataFrame.from_records([tuple(row) for row in rows], columns=names)
                 frame["occurred_at"] = to_utc_series(frame["occurred_at"])
                 yield frame
 
@@ -339,6 +344,27 @@ class EventStore:
         )
         with self.engine.connect() as connection:
             return pd.read_sql(query, connection)
+
+
+def _whole_users(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Re-cut frames ordered by `nami_user_id` so that no user's rows span two of them."""
+    pending: pd.DataFrame | None = None
+    for frame in frames:
+        combined = frame if pending is None else pd.concat([pending, frame], ignore_index=True)
+        users = combined["nami_user_id"]
+        last_user = users.iloc[-1]
+        boundary = (
+            len(combined) - int((users == last_user).sum())
+            if isinstance(last_user, str)
+            else len(combined)
+        )
+        if boundary == 0:
+            pending = combined
+            continue
+        yield combined.iloc[:boundary].reset_index(drop=True)
+        pending = combined.iloc[boundary:].reset_index(drop=True)
+    if pending is not None and len(pending):
+        yield pending
 
 
 def _normalized(value: Any) -> Any:

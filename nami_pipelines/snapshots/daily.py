@@ -3,10 +3,13 @@
 Day D starts from day D-1's stored state and folds in only day D's events; users with no event
 whose earliest entitlement expiration falls within D are re-evaluated too, and only their rows
 are stored for D; everyone else keeps the row of an earlier day (see snapshots.tables). A day's
-cost therefore follows that day's events and the users they touch, not the length of history. When D-1 is missing or stale (a late event arrived after it was
-computed), day D is computed from scratch instead, so a result is never built on a wrong base.
+cost therefore follows that day's events and the users they touch, not the length of history.
+When D-1 is missing or stale (a late event arrived after it was computed), day D is computed
+from scratch instead, so a result is never built on a wrong base. Both ways read events grouped
+by user, so each chunk of whole users is folded and written on its own.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -16,6 +19,7 @@ from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.codec import decode_state, encode_state, snapshot_rows
 from nami_pipelines.snapshots.days import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository, SnapshotSummary
+from nami_pipelines.snapshots.spool import frame_spool
 from nami_pipelines.snapshots.state import (
     USER,
     SnapshotState,
@@ -27,6 +31,7 @@ from nami_pipelines.snapshots.state import (
 
 MODE_INCREMENTAL = "incremental"
 MODE_FROM_SCRATCH = "from_scratch"
+_EXPIRING_USERS_PER_PART = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,53 +54,79 @@ def _rows_for(state: SnapshotState, at: pd.Timestamp) -> pd.DataFrame:
     return rows.reset_index()
 
 
-def _fold(state: SnapshotState, chunks: list[pd.DataFrame]) -> SnapshotState:
-    for chunk in chunks:
-        state = advance_state(state, chunk)
-    return state
+@dataclass(slots=True)
+class _Tally:
+    """What the computation of a day saw, counted while its rows stream past."""
+
+    day_events: int = 0
+    recomputed_users: int = 0
+
+
+def _from_scratch(store: EventStore, day: date, tally: _Tally) -> Iterator[pd.DataFrame]:
+    """Every user's rows at the end of `day`, folding one chunk of whole users at a time: no
+    chunk depends on another, so time and memory follow the chunk, not the users seen so far."""
+    day_start = pd.Timestamp(day_end(day - timedelta(days=1)))
+    at = pd.Timestamp(day_end(day))
+    for chunk in store.read_events_grouped_by_user(occurred_until=day_end(day)):
+        tally.day_events += int((chunk["occurred_at"] > day_start).sum())
+        state = advance_state(empty_state(), chunk)
+        if state.user_count:
+            yield _rows_for(state, at)
+
+
+def _incremental(
+    store: EventStore, repository: SnapshotRepository, day: date, tally: _Tally
+) -> Iterator[pd.DataFrame]:
+    """The rows of the users the day's events touch, each chunk of whole users folded onto
+    their state of the day before; then those whose earliest expiration falls within the day."""
+    previous_day = day - timedelta(days=1)
+    end = day_end(day)
+    at = pd.Timestamp(end)
+    touched: set[str] = set()
+    for chunk in store.read_events_grouped_by_user(
+        occurred_after=day_end(previous_day), occurred_until=end
+    ):
+        tally.day_events += len(chunk)
+        users = chunk[USER].dropna().unique().tolist()
+        if users:
+            touched.update(users)
+            prior = decode_state(repository.read_rows(previous_day, users))
+            yield _rows_for(advance_state(prior, chunk), at)
+    expiring = sorted(set(repository.users_expiring(previous_day, end)) - touched)
+    for start in range(0, len(expiring), _EXPIRING_USERS_PER_PART):
+        users = expiring[start : start + _EXPIRING_USERS_PER_PART]
+        yield _rows_for(decode_state(repository.read_rows(previous_day, users)), at)
 
 
 def materialize_day(
     store: EventStore, repository: SnapshotRepository, day: date
 ) -> DaySnapshotResult:
     """Compute and store the snapshot at the end of `day` (replacing any earlier result)."""
-    end = day_end(day)
-    at = pd.Timestamp(end)
     basis = store.max_loaded_seq()
     previous_day = day - timedelta(days=1)
     previous = repository.day_record(previous_day)
     usable_previous = previous is not None and not repository.is_stale(
         previous, day_end(previous_day)
     )
+    tally = _Tally()
     if usable_previous:
-        day_chunks = list(
-            store.read_events(occurred_after=day_end(previous_day), occurred_until=end)
-        )
-        touched = {user for chunk in day_chunks for user in chunk[USER].dropna().unique()}
-        expiring = set(repository.users_expiring(previous_day, end))
-        prior_rows = repository.read_rows(previous_day, sorted(touched | expiring))
-        state = _fold(decode_state(prior_rows), day_chunks)
-        rows = _rows_for(state, at)
-        users = repository.write_day(
-            day, rows, carry_from=previous_day, basis_loaded_seq=basis, mode=MODE_INCREMENTAL
-        )
-        mode, day_events = MODE_INCREMENTAL, sum(len(chunk) for chunk in day_chunks)
+        mode, carry_from = MODE_INCREMENTAL, previous_day
+        parts = _incremental(store, repository, day, tally)
     else:
-        state = empty_state()
-        day_events = 0
-        for chunk in store.read_events(occurred_until=end):
-            state = advance_state(state, chunk)
-            day_events += int((chunk["occurred_at"] > pd.Timestamp(end - timedelta(days=1))).sum())
-        rows = _rows_for(state, at)
+        mode, carry_from = MODE_FROM_SCRATCH, None
+        parts = _from_scratch(store, day, tally)
+    with frame_spool() as spool:
+        for part in parts:
+            tally.recomputed_users += len(part)
+            spool.add(part)
         users = repository.write_day(
-            day, rows, carry_from=None, basis_loaded_seq=basis, mode=MODE_FROM_SCRATCH
+            day, spool.frames(), carry_from=carry_from, basis_loaded_seq=basis, mode=mode
         )
-        mode = MODE_FROM_SCRATCH
     return DaySnapshotResult(
         day=day,
         mode=mode,
         users=users,
-        recomputed_users=len(rows),
-        day_events=day_events,
+        recomputed_users=tally.recomputed_users,
+        day_events=tally.day_events,
         summary=repository.summary(day),
     )

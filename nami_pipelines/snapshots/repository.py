@@ -188,13 +188,14 @@ class SnapshotRepository:
     def write_day(
         self,
         day: date,
-        rows: pd.DataFrame,
+        parts: Iterable[pd.DataFrame],
         *,
         carry_from: date | None,
         basis_loaded_seq: int,
         mode: str,
     ) -> int:
-        """Replace a day atomically. Without `carry_from`, `rows` are every user; with it, only
+        """Replace a day atomically with the rows of `parts`. Without `carry_from`, they are
+        every user; with it, only
         the users recomputed since that stored day, everyone else keeping their row of it or
         earlier: the day's counts are then that day's, corrected by the rows that replace their
         users' earlier ones. Returns the user count."""
@@ -202,9 +203,10 @@ class SnapshotRepository:
         days = user_attribute_snapshot_days
         with self.engine.begin() as connection:
             connection.execute(delete(table).where(table.c.partition_date == day))
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                part = rows.iloc[start : start + _ROWS_PER_INSERT]
-                connection.execute(insert(table), _records(part, day))
+            for rows in parts:
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    part = rows.iloc[start : start + _ROWS_PER_INSERT]
+                    connection.execute(insert(table), _records(part, day))
             written = select(*_counts(table)).where(table.c.partition_date == day)
             counts = list(connection.execute(written).one())
             if carry_from is not None:
