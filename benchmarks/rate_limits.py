@@ -2,9 +2,11 @@
 
 The emulator limits the project to R events/s (a token bucket with a one-second burst) and
 answers 429 with every event of the request listed as throttled, as Amplitude does for a
-project over its quota. Our sender delivers a day of about R x `seconds` events; a thread polls
-the emulator's counters meanwhile. Utilization is the accepted events over the time from the
-first request to the last accepted event, divided by R. The target is at least 90% of R with no
+project over its quota; identifications (the attribute updates) count against the same rate, as
+they do at Amplitude. Our sender delivers a day of about R x `seconds` events and the touched
+users' attribute updates; a thread polls the emulator's counters meanwhile. Utilization is what
+the project took (events and identifications) over the time from the first request to the last
+one taken, divided by R. The target is at least 90% of R with no
 event lost and no retry storm; the 429s are reported. A run that does not finish in its time
 budget is stopped (its events stay pending in the ledger, as after a crash) and reported as such.
 """
@@ -39,7 +41,8 @@ class _Poller:
     def __init__(self, emulator: EmulatorProcess, sender_pid: int) -> None:
         self.emulator = emulator
         self.sender_pid = sender_pid
-        self.samples: list[tuple[float, int, int]] = []  # (time, requests, unique events)
+        # (time, requests, events and identifications taken)
+        self.samples: list[tuple[float, int, int]] = []
         self.cpu: list[tuple[float, float]] = []  # (time, sender CPU seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -48,7 +51,8 @@ class _Poller:
         while not self._stop.is_set():
             view = received(self.emulator.stats(), "amplitude")
             now = time.monotonic()
-            self.samples.append((now, view["requests"], view["unique_events"]))
+            taken = view["unique_events"] + view["attribute_updates"]
+            self.samples.append((now, view["requests"], taken))
             cpu = process_cpu_seconds(self.sender_pid)
             if cpu is not None:
                 self.cpu.append((now, cpu))
@@ -109,16 +113,18 @@ def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
         Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
     window = poller.sending_window()
     accepted = view["unique_events"]
+    identified = view["attribute_updates"]
     throttled = view["responses"].get("429", 0)
     duration = (window[1] - window[0]) if window else None
-    achieved = accepted / duration if duration else None
+    achieved = (accepted + identified) / duration if duration else None
     share = achieved / rate if achieved is not None else None
     finished = "stopped_after_seconds" not in outcome and "error" not in outcome
     lost = expected - accepted if finished else None
     storm = throttled > max(10, view["requests"] // 2)
-    text = (
-        f"{share:.0%} of R; " if share is not None else ""
-    ) + f"{throttled} x 429 in {view['requests']} requests"
+    text = (f"{share:.0%} of R; " if share is not None else "") + (
+        f"{accepted:,} events + {identified:,} identifications; "
+        f"{throttled} x 429 in {view['requests']} requests"
+    )
     if not finished:
         text += (
             f"; stopped after {budget:.0f}s with {accepted:,} of {expected:,} accepted"
@@ -145,6 +151,7 @@ def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
             "rate": rate,
             "expected": expected,
             "accepted": accepted,
+            "identifications": identified,
             "throttled_responses": throttled,
             "requests": view["requests"],
             "duplicates": view["duplicate_events"],

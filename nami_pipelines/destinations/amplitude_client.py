@@ -24,9 +24,11 @@ from nami_pipelines.destinations.http import (
     parse_json,
     response_summary,
 )
+from nami_pipelines.destinations.limits import encode
 from nami_pipelines.destinations.mparticle_client import routed, skipped_outcomes
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, Outcome
 from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.destinations.pacing import SendPacer
 from nami_pipelines.destinations.packing import (
     PackedRequest,
     pack_amplitude_requests,
@@ -71,6 +73,13 @@ def _rejected_positions(body: dict) -> dict[int, list[str]]:
     return problems
 
 
+def _project_wide(body: dict, throttled_by_id: dict[str, list[int]]) -> bool:
+    """A 429 for the project as a whole rather than for busy users or devices: it names none,
+    and the events it throttles are not all one id's."""
+    named = body.get("throttled_users") or body.get("throttled_devices")
+    return not named and len(throttled_by_id) > 1
+
+
 class AmplitudeClient:
     """One project's sender."""
 
@@ -90,6 +99,7 @@ class AmplitudeClient:
         )
         self.throttle_hold_seconds = throttle_hold_seconds
         self.stats = DispatchStats()
+        self.pacer = SendPacer()
         self.seed = seed
 
     def _dispatcher(self, send, handle, event_ids) -> Dispatcher:
@@ -168,8 +178,10 @@ class AmplitudeClient:
     def _throttled(
         self, request: EventsRequest, response: HttpResponse, body: dict
     ) -> Handling[EventsRequest]:
-        """Resend the others at once; the throttled ids' events in waves, ~30 s apart, each with
-        at most half the allowed events per id, so a heavy user is not throttled forever."""
+        """Project-wide: pace under the stated rate and resend at once (the pacer spaces them).
+        For busy ids: resend the others at once; the throttled ids' events in waves, ~30 s
+        apart, each with at most half the allowed events per id, so a heavy user is not
+        throttled forever."""
         count = len(request.items)
         throttled = sorted({int(p) for p in body.get("throttled_events") or [] if int(p) < count})
         reason = response_summary(response, limit=200)
@@ -177,13 +189,24 @@ class AmplitudeClient:
             retry_after = response.retry_after()
             delay = None if retry_after is None else self.policy.honour(retry_after)
             return Handling(retries=[Retry(request, reason, delay=delay)])
-        per_wave = max(1, int(body.get("eps_threshold") or DEFAULT_EPS_THRESHOLD) // 2)
+        threshold = int(body.get("eps_threshold") or DEFAULT_EPS_THRESHOLD)
         by_id: dict[str, list[int]] = {}
         for position in throttled:
             event = request.items[position].body
             by_id.setdefault(str(event.get("user_id") or event.get("device_id")), []).append(
                 position
             )
+        if _project_wide(body, by_id):
+            self.pacer.throttled(threshold, len(throttled))
+            retry_after = response.retry_after()
+            delay = 0.0 if retry_after is None else self.policy.honour(retry_after)
+            paced = Retry(
+                take_items(request, throttled), reason, delay=delay, counts_as_attempt=False
+            )
+            others = sorted(set(range(count)) - set(throttled))
+            rest = [Retry(take_items(request, others), reason, delay=0, counts_as_attempt=False)]
+            return Handling(retries=[paced, *(rest if others else [])])
+        per_wave = max(1, threshold // 2)
         waves: list[list[int]] = []
         for positions in by_id.values():
             for wave, start in enumerate(range(0, len(positions), per_wave)):
@@ -217,6 +240,7 @@ class AmplitudeClient:
         )
 
         def send(request: EventsRequest) -> HttpResponse:
+            self.pacer.wait_turn(len(request.items))
             return self.transport.post(url, data=request.body, headers=JSON_HEADERS)
 
         self._dispatcher(send, self.handle, lambda request: request.event_ids).run(
@@ -254,10 +278,9 @@ class AmplitudeClient:
                 users=tuple(
                     user for user, _ in identified[start : start + IDENTIFICATIONS_PER_REQUEST]
                 ),
-                identification=json.dumps(
-                    [item for _, item in identified[start : start + IDENTIFICATIONS_PER_REQUEST]],
-                    separators=(",", ":"),
-                ),
+                identification=encode(
+                    [item for _, item in identified[start : start + IDENTIFICATIONS_PER_REQUEST]]
+                ).decode(),
             )
             for start in range(0, len(identified), IDENTIFICATIONS_PER_REQUEST)
         ]
@@ -267,6 +290,15 @@ class AmplitudeClient:
             return Handling(accepted=True)
         if self._credentials_refused(response):
             return Handling(credentials_rejected="Amplitude refused the API key (HTTP 400)")
+        if response.status == 429:
+            body = parse_json(response.body)
+            body = body if isinstance(body, dict) else {}
+            users = {user: [n] for n, user in enumerate(request.users)}
+            if body.get("eps_threshold") and _project_wide(body, users):
+                # Identifications count against the project's rate as events do.
+                self.pacer.throttled(int(body["eps_threshold"]), len(request.users))
+                reason = response_summary(response, limit=200)
+                return Handling(retries=[Retry(request, reason, delay=0, counts_as_attempt=False)])
         if response.status in (429, 0) or response.status >= 500:
             return Handling(retries=[Retry(request, response_summary(response))])
         return Handling()
@@ -282,6 +314,7 @@ class AmplitudeClient:
         url = f"{self.integration.api_base}/identify"
 
         def send(request: IdentifyRequest) -> HttpResponse:
+            self.pacer.wait_turn(len(request.users))
             form = {"api_key": self.integration.api_key(), "identification": request.identification}
             return self.transport.post(url, data=form)
 

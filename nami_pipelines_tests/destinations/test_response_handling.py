@@ -134,3 +134,24 @@ def test_amplitude_heavy_user_is_resent_in_waves_of_half_the_threshold():
         (15, 60),
         (10, 90),
     ]
+
+
+def test_amplitude_project_wide_throttle_paces_under_the_stated_rate():
+    client = AmplitudeClient(PROJECT, policy=POLICY, throttle_hold_seconds=30)
+    request = amplitude_request([f"user{n}" for n in range(6)])
+    project_wide = {
+        "code": 429,
+        "error": "Too many requests for this project",
+        "eps_threshold": 1000,
+        "throttled_events": list(range(6)),
+    }
+    handling = client.handle(request, response(429, project_wide))
+    assert [(len(r.request.items), r.delay, r.counts_as_attempt) for r in handling.retries] == [
+        (6, 0.0, False)
+    ]
+    assert client.pacer.rate == 950.0
+    # Busy ids are still held in waves, and do not change the pace.
+    busy = {**project_wide, "eps_threshold": 30, "throttled_users": {"user1": 31}}
+    held = client.handle(request, response(429, {**busy, "throttled_events": [1]}))
+    assert [r.delay for r in held.retries] == [30, 0]
+    assert client.pacer.rate == 950.0
