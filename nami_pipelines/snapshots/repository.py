@@ -134,13 +134,17 @@ class SnapshotRepository:
             return connection.execute(select(func.max(days.c.partition_date))).scalar()
 
     def is_stale(self, record: DayRecord, day_end: datetime) -> bool:
-        """True when an event of the day or before was loaded after the day was computed."""
+        """True when an event of the day or before was loaded after the day was computed.
+
+        The load range is bounded on both sides so that a planner without statistics (SQLite)
+        walks the few events loaded since, not every event of history up to the day.
+        """
+        newest = select(func.max(nami_events.c.loaded_seq)).scalar_subquery()
         query = select(
             exists().where(
-                and_(
-                    nami_events.c.loaded_seq > record.basis_loaded_seq,
-                    nami_events.c.occurred_at <= day_end,
-                )
+                nami_events.c.loaded_seq > record.basis_loaded_seq,
+                nami_events.c.loaded_seq <= newest,
+                nami_events.c.occurred_at <= day_end,
             )
         )
         with self.engine.connect() as connection:
