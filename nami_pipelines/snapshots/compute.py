@@ -6,6 +6,7 @@ import pandas as pd
 
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.state import (
+    USER,
     SnapshotState,
     advance_state,
     empty_state,
@@ -36,7 +37,14 @@ def compute_snapshot(events: pd.DataFrame, at: str | pd.Timestamp) -> pd.DataFra
 
 
 def snapshot_from_store(store: EventStore, at: str | pd.Timestamp) -> pd.DataFrame:
-    """The same, streaming the event table in bounded chunks instead of loading it whole."""
+    """The same, streaming the event table in chunks of whole users instead of loading it
+    whole: each chunk is folded on its own, so the work follows the events rather than
+    re-sorting every user seen so far for each chunk."""
     instant = as_instant(at)
-    state = state_from_chunks(store.read_events(occurred_until=instant.to_pydatetime()), instant)
-    return materialize_snapshot(state, instant)
+    parts = [
+        materialize_snapshot(state_from_chunks([chunk], instant), instant)
+        for chunk in store.read_events_grouped_by_user(occurred_until=instant.to_pydatetime())
+    ]
+    if not parts:
+        return materialize_snapshot(empty_state(), instant)
+    return pd.concat(parts, ignore_index=True).sort_values(USER, ignore_index=True)
