@@ -16,6 +16,7 @@ import pandas as pd
 
 from nami_pipelines.config import ALL_PLATFORMS, AnyIntegration, MParticleIntegration
 from nami_pipelines.delivery.ledger import Candidate, DeliveryLedger
+from nami_pipelines.delivery.ledger_writer import LedgerWriter
 from nami_pipelines.destinations.client import DeliverySink, DestinationClient
 from nami_pipelines.destinations.http import Unresolved
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
@@ -150,6 +151,7 @@ class _LedgerSink(DeliverySink):
     def __init__(
         self,
         ledger: DeliveryLedger,
+        writer: LedgerWriter,
         integration: str,
         worker: str,
         report: DeliveryReport,
@@ -157,6 +159,7 @@ class _LedgerSink(DeliverySink):
         attributes: dict[str, UserAttributes],
     ) -> None:
         self.ledger = ledger
+        self.writer = writer
         self.integration = integration
         self.worker = worker
         self.report = report
@@ -165,7 +168,9 @@ class _LedgerSink(DeliverySink):
         self.profiles: dict[str, UserAttributes] = {}
 
     def outcomes(self, outcomes: list[Outcome], attempts: int) -> None:
-        self.ledger.record(self.integration, outcomes, worker=self.worker, attempts=attempts)
+        self.writer.submit(
+            self.ledger.record, self.integration, outcomes, worker=self.worker, attempts=attempts
+        )
         for outcome in outcomes:
             if outcome.status == ACCEPTED:
                 self.report.accepted += 1
@@ -182,7 +187,8 @@ class _LedgerSink(DeliverySink):
 
     def unresolved(self, unresolved: Unresolved) -> None:
         self.report.unresolved += len(unresolved.event_ids)
-        self.ledger.release(
+        self.writer.submit(
+            self.ledger.release,
             self.integration,
             list(unresolved.event_ids),
             worker=self.worker,
@@ -193,8 +199,10 @@ class _LedgerSink(DeliverySink):
     def attributes_delivered(
         self, users: Sequence[str], attributes: dict[str, UserAttributes]
     ) -> None:
-        self.ledger.remember_sent_attributes(
-            self.integration, {user: attributes[user] for user in users}
+        self.writer.submit(
+            self.ledger.remember_sent_attributes,
+            self.integration,
+            {user: attributes[user] for user in users},
         )
         self.report.attribute_updates += len(users)
 
@@ -344,74 +352,77 @@ def deliver_day(
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     report = DeliveryReport(integration=integration.name, day=day)
     report.historical = day_end(day) < now - HISTORICAL_AGE
-    for chunk in day_chunks(store, integration, day, chunk_rows):
-        selected = chunk.selected
-        report.selected += len(selected)
-        if selected.empty:
-            continue
-        claimed = set(
-            ledger.claim(
-                integration.name,
-                [
-                    Candidate(event_id, user, day)
-                    for event_id, user in zip(
-                        selected["event_id"].tolist(), _texts(selected[USER]), strict=True
-                    )
-                ],
-                worker=worker,
-                resend=resend,
+    with LedgerWriter() as writer:
+        for chunk in day_chunks(store, integration, day, chunk_rows):
+            selected = chunk.selected
+            report.selected += len(selected)
+            if selected.empty:
+                continue
+            claimed = set(
+                ledger.claim(
+                    integration.name,
+                    [
+                        Candidate(event_id, user, day)
+                        for event_id, user in zip(
+                            selected["event_id"].tolist(), _texts(selected[USER]), strict=True
+                        )
+                    ],
+                    worker=worker,
+                    resend=resend,
+                )
             )
-        )
-        report.already_done += len(selected) - len(claimed)
-        if not claimed:
-            continue
-        to_send = selected[selected["event_id"].isin(claimed)]
-        prepared = outgoing_events(store, repository, chunk, to_send, day)
-        sink = _LedgerSink(
-            ledger,
-            integration.name,
-            worker,
-            report,
-            dict(zip(to_send["event_id"], to_send[USER], strict=True)),
-            prepared.carried,
-        )
-        client.send_events(prepared.outgoing, historical=report.historical, sink=sink)
-        if sink.profiles:
-            ledger.remember_sent_attributes(integration.name, sink.profiles)
-        _bring_profiles_current(
-            store, ledger, integration, client, prepared, to_send, day, now, report, worker
-        )
-        _copy_stats(client, report)
-        if progress is not None:
-            report.duration_seconds = time.monotonic() - started
-            progress(report)
+            report.already_done += len(selected) - len(claimed)
+            if not claimed:
+                continue
+            to_send = selected[selected["event_id"].isin(claimed)]
+            prepared = outgoing_events(store, repository, chunk, to_send, day)
+            sink = _LedgerSink(
+                ledger,
+                writer,
+                integration.name,
+                worker,
+                report,
+                dict(zip(to_send["event_id"], to_send[USER], strict=True)),
+                prepared.carried,
+            )
+            client.send_events(prepared.outgoing, historical=report.historical, sink=sink)
+            if sink.profiles:
+                writer.submit(ledger.remember_sent_attributes, integration.name, sink.profiles)
+            _bring_profiles_current(client, sink, prepared, to_send, store, day, now)
+            _copy_stats(client, report)
+            if progress is not None:
+                report.duration_seconds = time.monotonic() - started
+                progress(report)
     report.duration_seconds = time.monotonic() - started
     return report
 
 
 def _bring_profiles_current(
-    store: EventStore,
-    ledger: DeliveryLedger,
-    integration: AnyIntegration,
     client: DestinationClient,
+    events_sink: _LedgerSink,
     prepared: PreparedEvents,
     to_send: pd.DataFrame,
+    store: EventStore,
     day: date,
     now: datetime,
-    report: DeliveryReport,
-    worker: str,
 ) -> None:
     """After a chunk's events, send attribute-only updates where a profile does not yet hold
-    the user's current attributes (profiles never move backwards, SPEC §7)."""
+    the user's current attributes (profiles never move backwards, SPEC §7). The snapshot is
+    computed while the chunk's outcomes are still being written; what the profiles hold is read
+    once they are."""
     contacts = chunk_contacts(to_send)
     users = contacts[USER].tolist()
     if not users:
         return
     snapshot = current_snapshot(store, prepared, users, day, now)
-    last_sent = ledger.last_sent_attributes(integration.name, users)
+    ledger, integration = events_sink.ledger, events_sink.integration
+    events_sink.writer.flush()
+    last_sent = ledger.last_sent_attributes(integration, users)
     targets, current = targets_for(snapshot, contacts, last_sent, now)
     if targets:
-        sink = _LedgerSink(ledger, integration.name, worker, report, {}, {})
+        sink = _LedgerSink(
+            ledger, events_sink.writer, integration, events_sink.worker, events_sink.report, {}, {}
+        )
         client.send_attribute_updates(targets, sink=sink, attributes=current)
 
 
@@ -466,8 +477,9 @@ def sync_attributes(
         at=at,
     )
     if targets:
-        sink = _LedgerSink(ledger, integration.name, worker, report, {}, {})
-        client.send_attribute_updates(targets, sink=sink, attributes=current)
+        with LedgerWriter() as writer:
+            sink = _LedgerSink(ledger, writer, integration.name, worker, report, {}, {})
+            client.send_attribute_updates(targets, sink=sink, attributes=current)
 
 
 def _copy_stats(client: DestinationClient, report: DeliveryReport) -> None:
