@@ -1,8 +1,11 @@
 """Loading NDJSON into the event store: counts, idempotence, quarantine reasons, load order."""
 
+import itertools
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -149,3 +152,24 @@ def test_reads_stream_in_bounded_chunks(event_store, chunk_rows):
     chunks = list(event_store.read_events(chunk_rows=chunk_rows))
     assert all(len(chunk) <= chunk_rows for chunk in chunks)
     assert sum(len(chunk) for chunk in chunks) == 15
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 4])
+def test_reads_grouped_by_user_never_split_a_user(event_store, chunk_rows, tmp_path):
+    load_ndjson_file(SAMPLE, event_store)
+    log = EventLog()
+    for device in ("anonymous-1", "anonymous-2"):
+        log.device_event(None, "device.impression", "2026-02-01T10:00:00+00:00", device=device)
+    load_ndjson_file(write_lines(tmp_path / "anonymous.ndjson", log.records), event_store)
+    everything = pd.concat(list(event_store.read_events()), ignore_index=True)
+    chunks = list(
+        event_store.read_events_grouped_by_user(
+            occurred_until=datetime.now(UTC), chunk_rows=chunk_rows
+        )
+    )
+    users = [set(chunk["nami_user_id"].dropna()) for chunk in chunks]
+    assert all(first.isdisjoint(second) for first, second in itertools.combinations(users, 2))
+    read = sorted(event_id for chunk in chunks for event_id in chunk["event_id"])
+    assert read == sorted(everything["event_id"])
+    assert everything["nami_user_id"].value_counts().max() > 1
+    assert everything["nami_user_id"].isna().any()
