@@ -47,10 +47,9 @@ def _store(arguments: dict[str, Any]) -> Any:
 def ours(arguments: dict[str, Any]) -> dict[str, Any]:
     """`deliver_day` with everything the product does: read the day in chunks, claim in the
     ledger, look up attributes as of each event, map, pack, send, record outcomes, then sync
-    the touched users' attributes."""
-    from nami_pipelines.delivery.clients import client_for
+    the touched users' attributes; in `workers` processes, as the integration configures."""
     from nami_pipelines.delivery.ledger import DeliveryLedger
-    from nami_pipelines.delivery.run import deliver_day
+    from nami_pipelines.delivery.shards import deliver_day_with_workers
     from nami_pipelines.snapshots.repository import SnapshotRepository
 
     store = _store(arguments)
@@ -59,21 +58,20 @@ def ours(arguments: dict[str, Any]) -> dict[str, Any]:
         arguments["url"],
         name=arguments.get("name"),
         max_in_flight=arguments["max_in_flight"],
+        workers=arguments.get("workers", 1),
     )
     ledger = DeliveryLedger(store.engine)
     repository = SnapshotRepository(store.engine)
-    client = client_for(integration)
     baseline = current_rss_mb()
     profiler = cProfile.Profile() if arguments.get("profile") else None
     with timed(arguments.get("emulator_pid")) as span:
         if profiler is not None:
             profiler.enable()
-        report = deliver_day(
+        report = deliver_day_with_workers(
             store=store,
             repository=repository,
             ledger=ledger,
             integration=integration,
-            client=client,
             day=date.fromisoformat(arguments["day"]),
         )
         if profiler is not None:

@@ -54,7 +54,12 @@ def emulator_settings(*, amplitude_project_eps: float = 0.0) -> EmulatorSettings
 
 
 def integration_for(
-    api: Api, url: str, *, name: str | None = None, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    api: Api,
+    url: str,
+    *,
+    name: str | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    workers: int = 1,
 ) -> AnyIntegration:
     """An integration that sends every selected event of the production app: ids are the Nami
     user id (nothing is skipped for a missing external id) and the mParticle feed takes every
@@ -62,7 +67,7 @@ def integration_for(
     export_credentials()
     common: dict[str, Any] = {
         "app_id": PRODUCTION_APP_ID,
-        "delivery": {"max_in_flight": max_in_flight},
+        "delivery": {"max_in_flight": max_in_flight, "workers": workers},
     }
     if api == "mparticle":
         document = {

@@ -54,6 +54,9 @@ class DeliveryTuning(_Strict):
     max_in_flight: int = Field(default=4, ge=1, le=64)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     max_attempts: int = Field(default=8, ge=1, le=50)
+    # Processes sending one day at once, each a span of users: delivery is CPU-bound in Python,
+    # so a partition goes faster on more cores. A project's stated rate is shared among them.
+    workers: int = Field(default=1, ge=1, le=32)
 
 
 class _IntegrationBase(_Strict):

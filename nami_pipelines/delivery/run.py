@@ -23,7 +23,7 @@ from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Ou
 from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
 from nami_pipelines.event_types import is_user_event
 from nami_pipelines.events.model import NamiEvent
-from nami_pipelines.events.store import EventStore
+from nami_pipelines.events.store import EventStore, UserSpan
 from nami_pipelines.snapshots.at_events import attributes_at_events
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 from nami_pipelines.snapshots.current import state_of_users_at
@@ -217,13 +217,18 @@ class DayChunk:
 
 
 def day_chunks(
-    store: EventStore, integration: AnyIntegration, day: date, chunk_rows: int = DAY_CHUNK_ROWS
+    store: EventStore,
+    integration: AnyIntegration,
+    day: date,
+    chunk_rows: int = DAY_CHUNK_ROWS,
+    users: UserSpan | None = None,
 ) -> Iterator[DayChunk]:
     for chunk in store.read_events_by_user(
         occurred_after=day_end(day - timedelta(days=1)),
         occurred_until=day_end(day),
         app_id=integration.app_id,
         chunk_rows=chunk_rows,
+        users=users,
     ):
         yield DayChunk(chunk, chunk[selects(integration, chunk)])
 
@@ -345,15 +350,17 @@ def deliver_day(
     worker: str | None = None,
     chunk_rows: int = DAY_CHUNK_ROWS,
     progress: Callable[[DeliveryReport], None] | None = None,
+    users: UserSpan | None = None,
 ) -> DeliveryReport:
-    """Send the day's selected events and the attribute updates of the users they touch."""
+    """Send the day's selected events (of the `users` span only, if given) and the attribute
+    updates of the users they touch."""
     started = time.monotonic()
     now = now or datetime.now(UTC)
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     report = DeliveryReport(integration=integration.name, day=day)
     report.historical = day_end(day) < now - HISTORICAL_AGE
     with LedgerWriter() as writer:
-        for chunk in day_chunks(store, integration, day, chunk_rows):
+        for chunk in day_chunks(store, integration, day, chunk_rows, users):
             selected = chunk.selected
             report.selected += len(selected)
             if selected.empty:

@@ -99,7 +99,7 @@ class AmplitudeClient:
         )
         self.throttle_hold_seconds = throttle_hold_seconds
         self.stats = DispatchStats()
-        self.pacer = SendPacer()
+        self.pacer = SendPacer(share=1 / tuning.workers)
         self.seed = seed
 
     def _dispatcher(self, send, handle, event_ids) -> Dispatcher:

@@ -29,7 +29,10 @@ class SendPacer:
         self,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        share: float = 1.0,
     ) -> None:
+        self._share = share  # of a project's rate, when several processes send to it at once
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -57,10 +60,11 @@ class SendPacer:
             sent = getattr(self._turns, "sent", None)
             if self._rate is not None and (sent is None or sent <= self._adjusted):
                 return
-            target = stated_rate * PACE_SHARE
+            ours = stated_rate * self._share
+            target = ours * PACE_SHARE
             if self._rate is not None:
                 target = min(target, self._rate * SLOWDOWN)
-            self._rate = max(target, stated_rate * SLOWEST_SHARE, 1.0)
+            self._rate = max(target, ours * SLOWEST_SHARE, 1.0)
             self._tokens = min(self._tokens, 0.0) - events
             self._updated = self._adjusted = self._clock()
 

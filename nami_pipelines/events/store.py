@@ -1,5 +1,6 @@
 """The event store: one SQL database (SQLite embedded, PostgreSQL in production) behind SQLAlchemy."""
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -8,7 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from nami_pipelines.events.model import NamiEvent, QuarantinedLine
@@ -56,6 +68,23 @@ class InsertOutcome:
     loaded: int = 0
     duplicates: int = 0
     conflicts: list[QuarantinedLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpan:
+    """The users with `after < nami_user_id <= until` (an open end where None), in the
+    database's order; `with_missing` adds the events without a user."""
+
+    after: str | None
+    until: str | None
+    with_missing: bool
+
+    def condition(self) -> ColumnElement[bool]:
+        user = nami_events.c.nami_user_id
+        bounds = [user > self.after] if self.after is not None else []
+        bounds += [user <= self.until] if self.until is not None else []
+        within = and_(user.is_not(None), *bounds)
+        return or_(within, user.is_(None)) if self.with_missing else within
 
 
 class EventStore:
@@ -190,11 +219,13 @@ class EventStore:
         occurred_until: datetime,
         app_id: str,
         chunk_rows: int = READ_CHUNK_ROWS,
+        users: UserSpan | None = None,
     ) -> Iterator[pd.DataFrame]:
         """An app's events in a window, in chunks that never split one user's events.
 
         Delivery needs all of a user's events of the window together (the attributes as of an
         event depend on the devices seen earlier that day). Events without a user come first.
+        With `users`, only the users in that span (and the events without a user if it says so).
         """
         query = (
             select(nami_events)
@@ -203,6 +234,7 @@ class EventStore:
                 nami_events.c.occurred_at > occurred_after,
                 nami_events.c.occurred_at <= occurred_until,
             )
+            .where(*([] if users is None else [users.condition()]))
             .order_by(
                 nami_events.c.nami_user_id.nulls_first(),
                 nami_events.c.occurred_at,
@@ -210,6 +242,33 @@ class EventStore:
             )
         )
         yield from _whole_users(self._stream(query, chunk_rows))
+
+    def user_spans(
+        self, *, occurred_after: datetime, occurred_until: datetime, app_id: str, parts: int
+    ) -> list[UserSpan]:
+        """Up to `parts` spans of user ids that split an app's events in a window about evenly
+        (a user's events are never split), for workers that each send one span. The events
+        without a user go with the first span."""
+        window = (
+            nami_events.c.app_id == app_id,
+            nami_events.c.occurred_at > occurred_after,
+            nami_events.c.occurred_at <= occurred_until,
+            nami_events.c.nami_user_id.is_not(None),
+        )
+        with self.engine.connect() as connection:
+            total = connection.execute(select(func.count()).where(*window)).scalar_one()
+            ordered = select(nami_events.c.nami_user_id).where(*window)
+            ordered = ordered.order_by(nami_events.c.nami_user_id).limit(1)
+            points = [
+                connection.execute(ordered.offset(total * part // parts)).scalar_one()
+                for part in range(1, parts)
+                if total * part // parts < total
+            ]
+        bounds: list[str | None] = [None, *dict.fromkeys(points), None]
+        return [
+            UserSpan(after=after, until=until, with_missing=index == 0)
+            for index, (after, until) in enumerate(itertools.pairwise(bounds))
+        ]
 
     def read_events_grouped_by_user(
         self,

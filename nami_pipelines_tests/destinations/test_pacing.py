@@ -55,3 +55,11 @@ def test_a_429_at_the_present_pace_slows_down_but_one_sent_before_it_does_not():
         pacer.wait_turn(100)
         pacer.throttled(1000, 100)
     assert pacer.rate == 500  # never under half the stated rate
+
+
+def test_processes_sharing_a_project_each_pace_at_their_share():
+    clock = FakeClock()
+    pacer = SendPacer(clock, clock.sleep, share=0.5)
+    pacer.wait_turn(100)
+    pacer.throttled(1000, 100)
+    assert pacer.rate == 475

@@ -10,9 +10,9 @@ from nami_pipelines.config import AnyIntegration
 from nami_pipelines.defs.delivery.partitions import DAY, INTEGRATION, delivery_partitions
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.defs.snapshots.assets import SNAPSHOTS_KEY
-from nami_pipelines.delivery.clients import client_for
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
-from nami_pipelines.delivery.run import DeliveryReport, count_selected, deliver_day
+from nami_pipelines.delivery.run import DeliveryReport, count_selected
+from nami_pipelines.delivery.shards import deliver_day_with_workers
 from nami_pipelines.destinations.outcomes import CredentialsRejected
 
 DELIVERIES_KEY = dg.AssetKey("integration_deliveries")
@@ -92,12 +92,11 @@ def build_delivery_asset(integrations: Sequence[AnyIntegration]) -> dg.AssetsDef
         ledger = DeliveryLedger(store.engine)
         resend = config.resend or context.run.tags.get(RESEND_TAG) == "true"
         try:
-            report = deliver_day(
+            report = deliver_day_with_workers(
                 store=store,
                 repository=event_store.snapshots(),
                 ledger=ledger,
                 integration=integration,
-                client=client_for(integration),
                 day=day,
                 resend=resend,
                 worker=f"{integration.name}-{context.run.run_id[:8]}",

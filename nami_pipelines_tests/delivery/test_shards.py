@@ -1,0 +1,75 @@
+"""A day sent by several worker processes at once: the same events, once, as by one."""
+
+from datetime import timedelta
+
+import pandas as pd
+
+from nami_pipelines.delivery.ledger import PENDING
+from nami_pipelines.delivery.shards import deliver_day_with_workers
+from nami_pipelines.destinations.outcomes import ACCEPTED
+from nami_pipelines.snapshots.daily import day_end
+from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
+from nami_pipelines_tests.delivery.test_deliver_day import (
+    expected_event_ids,
+    received_ids,
+    world,  # noqa: F401  (the fixture)
+)
+
+
+def with_workers(integration, workers: int):
+    return integration.model_copy(
+        update={"delivery": integration.delivery.model_copy(update={"workers": workers})}
+    )
+
+
+def test_user_spans_cover_every_event_of_the_day_once(world):  # noqa: F811
+    store, day = world["store"], world["days"][1]
+    window = {
+        "occurred_after": day_end(day - timedelta(days=1)),
+        "occurred_until": day_end(day),
+        "app_id": world["integrations"]["amplitude_prod"].app_id,
+    }
+    everything = pd.concat(list(store.read_events_by_user(**window)))
+    spans = store.user_spans(**window, parts=3)
+    parts = [pd.concat(list(store.read_events_by_user(**window, users=span))) for span in spans]
+    assert len(spans) == 3 and all(len(part) > len(everything) / 6 for part in parts)
+    ids = [event_id for part in parts for event_id in part["event_id"]]
+    assert sorted(ids) == sorted(everything["event_id"])
+    users = [set(part["nami_user_id"].dropna()) for part in parts]
+    assert not (users[0] & users[1]) and not (users[1] & users[2])
+
+
+def test_two_workers_send_every_selected_event_once(world):  # noqa: F811
+    emulator, ledger = world["emulator"], world["ledger"]
+    for name in ("ios_feed", "amplitude_prod"):
+        integration = with_workers(world["integrations"][name], 2)
+        reports = [
+            deliver_day_with_workers(
+                store=world["store"],
+                repository=world["repository"],
+                ledger=ledger,
+                integration=integration,
+                day=day,
+            )
+            for day in world["days"]
+        ]
+        entries = ledger.entries(name)
+        accepted = {row["event_id"] for row in entries if row["status"] == ACCEPTED}
+        assert {row["event_id"] for row in entries} == expected_event_ids(world, name)
+        assert not [row for row in entries if row["status"] == PENDING]
+        assert sum(report.accepted for report in reports) == len(accepted) > 20
+        assert sum(report.attribute_updates for report in reports) > 0
+        api, credential = (
+            ("mparticle", MPARTICLE_KEYS[name][0])
+            if integration.type == "mparticle"
+            else ("amplitude", AMPLITUDE_KEYS[name])
+        )
+        assert sorted(received_ids(emulator, api, credential)) == sorted(accepted)
+        again = deliver_day_with_workers(
+            store=world["store"],
+            repository=world["repository"],
+            ledger=ledger,
+            integration=integration,
+            day=world["days"][0],
+        )
+        assert again.accepted == 0 and again.already_done == again.selected > 0
