@@ -83,6 +83,7 @@ def run_case(
     max_in_flight: int,
     timeout: float,
     profile_dir: Path | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """One sender's run on a fresh copy of the database and a reset emulator."""
     emulator.reset()
@@ -94,6 +95,7 @@ def run_case(
         "url": emulator.url,
         "emulator_pid": emulator_pid(emulator),
         "max_in_flight": max_in_flight,
+        "workers": workers,
         "timeout": timeout,
         # The list handed to the SDKs and the ceiling, computed by our code: keyed by all of it.
         "outgoing_cache": str(dataset.path.parent / f"outgoing-{source_fingerprint(('',))}.pickle"),
@@ -172,6 +174,7 @@ def throughput_rows(
     *,
     events: int,
     max_in_flight: int,
+    workers: int = 1,
     profile_dir: Path | None = None,
     apis: tuple[Api, ...] = ("amplitude", "mparticle"),
 ) -> list[Row]:
@@ -199,6 +202,7 @@ def throughput_rows(
                     max_in_flight=max_in_flight,
                     timeout=timeout,
                     profile_dir=profile_dir,
+                    workers=workers,
                 )
             except (ChildFailed, TimeoutError) as error:
                 rows.append(skipped_row(SECTION, case.label, str(error)[-300:], error=True))
@@ -249,7 +253,7 @@ def throughput_rows(
 
 
 def memory_rows(
-    work: Path, *, events: int, api: Api = "mparticle", max_in_flight: int = 4
+    work: Path, *, events: int, api: Api = "mparticle", max_in_flight: int = 4, workers: int = 1
 ) -> list[Row]:
     """Item 6: one large day through our sender; its child's peak RSS is the partition's."""
     dataset = day_dataset(work, events, seed=31)
@@ -264,6 +268,7 @@ def memory_rows(
                 work / "scratch",
                 max_in_flight=max_in_flight,
                 timeout=timeout,
+                workers=workers,
             )
         except (ChildFailed, TimeoutError) as error:
             return [

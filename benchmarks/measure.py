@@ -67,17 +67,29 @@ def timed(emulator_process_id: int | None = None) -> Iterator[Span]:
         process_cpu_seconds(emulator_process_id) if emulator_process_id is not None else None
     )
     span.load_before = load_average()
-    cpu_before = time.process_time()
+    cpu_before = time.process_time() + _children_cpu_seconds()
     started = time.perf_counter()
     try:
         yield span
     finally:
         span.seconds = time.perf_counter() - started
         span.load_after = load_average()
-        span.client_cpu_seconds = time.process_time() - cpu_before
+        # Worker processes the block started and waited for count as the client too.
+        span.client_cpu_seconds = time.process_time() + _children_cpu_seconds() - cpu_before
         if emulator_before is not None and emulator_process_id is not None:
             after = process_cpu_seconds(emulator_process_id)
             span.emulator_cpu_seconds = None if after is None else after - emulator_before
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def children_peak_rss_mb() -> float:
+    """The largest peak RSS among this process's finished children, in MB (0 without any).
+    An upper bound: it may include the parent's image forked into a child before its exec."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def _status_mb(field: str) -> float | None:

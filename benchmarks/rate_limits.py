@@ -84,7 +84,7 @@ class _Poller:
         return started, finished
 
 
-def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
+def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int, workers: int) -> Row:
     dataset = day_dataset(work, int(rate * seconds), seed=41)
     expected = dataset.info["events"]
     budget = max(60.0, seconds * 4)
@@ -98,6 +98,7 @@ def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
             "url": emulator.url,
             "emulator_pid": emulator_pid(emulator),
             "max_in_flight": max_in_flight,
+            "workers": workers,
         }
         child = start_child("ours", arguments)
         with _Poller(emulator, child.pid) as poller:
@@ -162,6 +163,6 @@ def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int) -> Row:
 
 
 def rate_limit_rows(
-    work: Path, *, rates: list[int], seconds: float, max_in_flight: int = 4
+    work: Path, *, rates: list[int], seconds: float, max_in_flight: int = 4, workers: int = 1
 ) -> list[Row]:
-    return [_one_rate(work, rate, seconds, max_in_flight) for rate in rates]
+    return [_one_rate(work, rate, seconds, max_in_flight, workers) for rate in rates]

@@ -8,6 +8,7 @@ was lost or duplicated (unless `--no-fail`).
 """
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,12 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-in-flight", type=int, default=4, help="requests in flight, ours and the others'"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="our sender's delivery.workers (processes per day; default: the machine's cores)",
     )
     parser.add_argument(
         "--memory-events", type=int, default=1_000_000, help="events of the large day (item 6)"
@@ -163,11 +170,15 @@ def run(options: argparse.Namespace) -> list[Row]:
                 work,
                 events=options.events,
                 max_in_flight=options.max_in_flight,
+                workers=options.workers,
                 profile_dir=options.profile,
             ),
         )
     if "memory" in chosen:
-        rows += _section("memory", lambda: memory_rows(work, events=options.memory_events))
+        rows += _section(
+            "memory",
+            lambda: memory_rows(work, events=options.memory_events, workers=options.workers),
+        )
     if "snapshots" in chosen:
         from benchmarks.snapshots import snapshot_rows
 
@@ -187,7 +198,9 @@ def run(options: argparse.Namespace) -> list[Row]:
 
         rows += _section(
             "rate",
-            lambda: rate_limit_rows(work, rates=options.rates, seconds=options.rate_seconds),
+            lambda: rate_limit_rows(
+                work, rates=options.rates, seconds=options.rate_seconds, workers=options.workers
+            ),
         )
     if "latency" in chosen:
         from benchmarks.latency import latency_rows
