@@ -180,13 +180,15 @@ def test_amplitude_partial_rejection_dead_letters_exactly_those_events(world):
 def test_refused_credentials_stop_the_integration_and_mark_nothing_sent(world, monkeypatch):
     monkeypatch.setenv("IOS_FEED_SECRET", "wrong-secret-value-123")
     with pytest.raises(CredentialsRejected) as raised:
-        deliver(world, "ios_feed", world["days"][0])
+        deliver(world, "ios_feed", world["days"][0], chunk_rows=20)  # several chunks
     message = str(raised.value)
     assert "ios_feed" in message and "401" in message
     assert "wrong-secret-value-123" not in message and MPARTICLE_KEYS["ios_feed"][0] not in message
-    statuses = {row["status"] for row in world["ledger"].entries("ios_feed")}
-    assert ACCEPTED not in statuses
+    entries = world["ledger"].entries("ios_feed")
+    assert ACCEPTED not in {row["status"] for row in entries}
     assert world["emulator"].stats()["mparticle"]["unique_events"] == 0
+    # Nothing stays leased: the refused requests give their events back at once.
+    assert entries and all(row["claimed_by"] is None for row in entries)
 
 
 def test_concurrent_runs_for_one_day_never_send_an_event_twice(world):
