@@ -33,18 +33,19 @@ class Case:
     """One sender against one API."""
 
     api: Api
-    sender: str  # "ours", "official" or "ceiling"
+    sender: str  # "ours", "ours_single", "official" or "ceiling"
 
     @property
     def task(self) -> str:
         if self.sender == "official":
             return f"{self.api}_sdk"
-        return self.sender
+        return "ours" if self.sender == "ours_single" else self.sender
 
     @property
     def label(self) -> str:
         names = {
             "ours": "ours (deliver_day)",
+            "ours_single": "ours, one process",
             "official": "official SDK",
             "ceiling": "hand-written ceiling",
         }
@@ -54,7 +55,7 @@ class Case:
 CASES = tuple(
     Case(api, sender)
     for api in ("amplitude", "mparticle")
-    for sender in ("ours", "official", "ceiling")
+    for sender in ("ours", "ours_single", "official", "ceiling")
 )
 
 
@@ -95,14 +96,14 @@ def run_case(
         "url": emulator.url,
         "emulator_pid": emulator_pid(emulator),
         "max_in_flight": max_in_flight,
-        "workers": workers,
+        "workers": 1 if case.sender == "ours_single" else workers,
         "timeout": timeout,
         # The list handed to the SDKs and the ceiling, computed by our code: keyed by all of it.
         "outgoing_cache": str(dataset.path.parent / f"outgoing-{source_fingerprint(('',))}.pickle"),
     }
-    if profile_dir is not None and case.sender == "ours":
+    if profile_dir is not None and case.task == "ours":
         profile_dir.mkdir(parents=True, exist_ok=True)
-        arguments["profile"] = str(profile_dir / f"{case.api}-ours.prof")
+        arguments["profile"] = str(profile_dir / f"{case.api}-{case.sender}.prof")
     try:
         result = run_child(case.task, arguments, timeout=timeout)
     finally:
@@ -121,8 +122,10 @@ def run_case(
 
 def _summary(case: Case, result: dict[str, Any]) -> str:
     """The few facts that explain a sender's number."""
-    if case.sender == "ours":
+    if case.task == "ours":
+        workers = result.get("workers", 1)
         return (
+            f"{workers} worker{'s' if workers > 1 else ''}; "
             f"{result['requests']:,} requests, {result['retries']} retries, "
             f"{result['attribute_updates']:,} attribute updates"
         )
@@ -187,7 +190,7 @@ def throughput_rows(
     scratch = work / "scratch"
     with EmulatorProcess(emulator_settings()) as emulator:
         for case in CASES:
-            if case.api not in apis:
+            if case.api not in apis or (case.sender == "ours_single" and workers == 1):
                 continue
             reason = missing_sdk(case.api) if case.sender == "official" else None
             if reason is not None:

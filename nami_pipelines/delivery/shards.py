@@ -19,10 +19,17 @@ from datetime import UTC, date, datetime, timedelta
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.clients import client_for
 from nami_pipelines.delivery.ledger import DeliveryLedger
-from nami_pipelines.delivery.run import DAY_CHUNK_ROWS, DeliveryReport, deliver_day
+from nami_pipelines.delivery.run import (
+    DAY_CHUNK_ROWS,
+    DeliveryReport,
+    count_selected,
+    deliver_day,
+)
 from nami_pipelines.events.store import EventStore, UserSpan
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
+
+MIN_EVENTS_PER_WORKER = 50_000
 
 _SUMMED = tuple(
     item.name
@@ -87,19 +94,24 @@ def deliver_day_with_workers(
     worker: str | None = None,
     chunk_rows: int = DAY_CHUNK_ROWS,
     progress: Callable[[DeliveryReport], None] | None = None,
+    min_events_per_worker: int = MIN_EVENTS_PER_WORKER,
 ) -> DeliveryReport:
-    """`deliver_day` in this process, or in `integration.delivery.workers` processes at once
-    when the day has users enough to split; progress is reported as each span finishes."""
+    """`deliver_day` in this process, or in up to `integration.delivery.workers` processes at
+    once when the day has events enough to keep them busy (starting one costs about as much as
+    sending ten thousand events); progress is reported as each span finishes."""
     now = now or datetime.now(UTC)
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
+    workers = integration.delivery.workers
+    if workers > 1:
+        workers = min(workers, count_selected(store, integration, day) // min_events_per_worker)
     spans = (
         store.user_spans(
             occurred_after=day_end(day - timedelta(days=1)),
             occurred_until=day_end(day),
             app_id=integration.app_id,
-            parts=integration.delivery.workers,
+            parts=workers,
         )
-        if integration.delivery.workers > 1
+        if workers > 1
         else []
     )
     if len(spans) < 2:

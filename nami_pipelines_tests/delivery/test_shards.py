@@ -50,6 +50,7 @@ def test_two_workers_send_every_selected_event_once(world):  # noqa: F811
                 ledger=ledger,
                 integration=integration,
                 day=day,
+                min_events_per_worker=1,
             )
             for day in world["days"]
         ]
@@ -71,5 +72,6 @@ def test_two_workers_send_every_selected_event_once(world):  # noqa: F811
             ledger=ledger,
             integration=integration,
             day=world["days"][0],
+            min_events_per_worker=1,
         )
         assert again.accepted == 0 and again.already_done == again.selected > 0
