@@ -293,7 +293,11 @@ class AmplitudeClient:
         if response.status == 429:
             body = parse_json(response.body)
             body = body if isinstance(body, dict) else {}
-            users = {user: [n] for n, user in enumerate(request.users)}
+            count = len(request.users)
+            positions = {int(p) for p in body.get("throttled_events") or [] if int(p) < count}
+            users: dict[str, list[int]] = {}
+            for position in sorted(positions):
+                users.setdefault(request.users[position], []).append(position)
             if body.get("eps_threshold") and _project_wide(body, users):
                 # Identifications count against the project's rate as events do.
                 self.pacer.throttled(int(body["eps_threshold"]), len(request.users))

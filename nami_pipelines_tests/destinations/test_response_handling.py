@@ -3,7 +3,7 @@
 import json
 
 from nami_pipelines.config import parse_integrations
-from nami_pipelines.destinations.amplitude_client import AmplitudeClient
+from nami_pipelines.destinations.amplitude_client import AmplitudeClient, IdentifyRequest
 from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent
 from nami_pipelines.destinations.http import HttpResponse, RetryPolicy
 from nami_pipelines.destinations.mparticle_client import MParticleClient
@@ -154,4 +154,16 @@ def test_amplitude_project_wide_throttle_paces_under_the_stated_rate():
     busy = {**project_wide, "eps_threshold": 30, "throttled_users": {"user1": 31}}
     held = client.handle(request, response(429, {**busy, "throttled_events": [1]}))
     assert [r.delay for r in held.retries] == [30, 0]
+    assert client.pacer.rate == 950.0
+
+
+def test_amplitude_identify_paces_only_on_a_project_wide_429():
+    client = AmplitudeClient(PROJECT, policy=POLICY)
+    request = IdentifyRequest(users=("ann", "bob", "cid"), identification="[]")
+    # A bare 429 (a gateway's, or an injected fault) names no events: back off, pace unchanged.
+    bare = client.handle_identify(request, response(429, {"code": 429, "eps_threshold": 30}))
+    assert [r.delay for r in bare.retries] == [None] and client.pacer.rate is None
+    project_wide = {"code": 429, "eps_threshold": 1000, "throttled_events": [0, 1, 2]}
+    paced = client.handle_identify(request, response(429, project_wide))
+    assert [(r.delay, r.counts_as_attempt) for r in paced.retries] == [(0, False)]
     assert client.pacer.rate == 950.0
