@@ -18,7 +18,13 @@ import pandas as pd
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.codec import decode_state, encode_state, snapshot_rows
 from nami_pipelines.snapshots.days import day_end
-from nami_pipelines.snapshots.repository import SnapshotRepository, SnapshotSummary
+from nami_pipelines.snapshots.repository import (
+    NO_USERS,
+    CarriedFrom,
+    SnapshotRepository,
+    SnapshotSummary,
+    summary_of_rows,
+)
 from nami_pipelines.snapshots.spool import frame_spool
 from nami_pipelines.snapshots.state import (
     USER,
@@ -60,6 +66,12 @@ class _Tally:
 
     day_events: int = 0
     recomputed_users: int = 0
+    replaced: SnapshotSummary = NO_USERS
+
+    def prior(self, rows: pd.DataFrame) -> SnapshotState:
+        """The state of the day before in `rows`, whose counts the day's new rows replace."""
+        self.replaced += summary_of_rows(rows)
+        return decode_state(rows)
 
 
 def _from_scratch(store: EventStore, day: date, tally: _Tally) -> Iterator[pd.DataFrame]:
@@ -90,12 +102,12 @@ def _incremental(
         users = chunk[USER].dropna().unique().tolist()
         if users:
             touched.update(users)
-            prior = decode_state(repository.read_rows(previous_day, users))
+            prior = tally.prior(repository.read_rows(previous_day, users))
             yield _rows_for(advance_state(prior, chunk), at)
     expiring = sorted(set(repository.users_expiring(previous_day, end)) - touched)
     for start in range(0, len(expiring), _EXPIRING_USERS_PER_PART):
         users = expiring[start : start + _EXPIRING_USERS_PER_PART]
-        yield _rows_for(decode_state(repository.read_rows(previous_day, users)), at)
+        yield _rows_for(tally.prior(repository.read_rows(previous_day, users)), at)
 
 
 def materialize_day(
@@ -110,17 +122,16 @@ def materialize_day(
     )
     tally = _Tally()
     if usable_previous:
-        mode, carry_from = MODE_INCREMENTAL, previous_day
-        parts = _incremental(store, repository, day, tally)
+        mode, parts = MODE_INCREMENTAL, _incremental(store, repository, day, tally)
     else:
-        mode, carry_from = MODE_FROM_SCRATCH, None
-        parts = _from_scratch(store, day, tally)
+        mode, parts = MODE_FROM_SCRATCH, _from_scratch(store, day, tally)
     with frame_spool() as spool:
         for part in parts:
             tally.recomputed_users += len(part)
             spool.add(part)
+        carried = CarriedFrom(previous_day, tally.replaced) if usable_previous else None
         users = repository.write_day(
-            day, spool.frames(), carry_from=carry_from, basis_loaded_seq=basis, mode=mode
+            day, spool.frames(), carried=carried, basis_loaded_seq=basis, mode=mode
         )
     return DaySnapshotResult(
         day=day,

@@ -5,7 +5,7 @@ day D takes, per user, the latest row at or before D, and the day's counts live 
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -13,7 +13,6 @@ import pandas as pd
 from sqlalchemy import (
     ColumnElement,
     Engine,
-    Select,
     Table,
     and_,
     delete,
@@ -82,20 +81,50 @@ class SnapshotSummary:
     in_grace_period: int
     former_subscribers: int
 
+    def __add__(self, other: "SnapshotSummary") -> "SnapshotSummary":
+        return SnapshotSummary(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+NO_USERS = SnapshotSummary(0, 0, 0, 0, 0)
+
+
+def summary_of_rows(rows: pd.DataFrame) -> SnapshotSummary:
+    """The counts over stored rows (as `read_rows` returns them), in `_counts`' terms."""
+    return SnapshotSummary(
+        users=len(rows),
+        active_subscribers=int((rows[ACTIVE_ENTITLEMENTS] != "[]").sum()),
+        in_trial=int(rows[IN_TRIAL_PERIOD].astype(bool).sum()),
+        in_grace_period=int(rows[IN_GRACE_PERIOD].astype(bool).sum()),
+        former_subscribers=int(rows[FORMER_SUBSCRIBER].astype(bool).sum()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedFrom:
+    """The stored day an incremental day starts from, and the counts over that day's rows of
+    the users it recomputes: their new rows replace those, so they leave the day's counts."""
+
+    day: date
+    replaced: SnapshotSummary
+
 
 def _in_snapshot_of(rows: Table | Alias, day: date) -> ColumnElement[bool]:
-    """True for the rows of `rows` that make up day D's snapshot: D is stored and the row is
-    its user's latest at or before D (a seek in the primary key per row)."""
-    later = user_attribute_snapshots.alias("later")
+    """True for the rows of `rows` that make up the snapshot of `day`: it is stored and the row
+    is its user's latest at or before it. A correlated maximum rather than NOT EXISTS, so that
+    PostgreSQL seeks the primary key per row instead of hashing the whole table's history."""
+    candidate = user_attribute_snapshots.alias("candidate")
     days = user_attribute_snapshot_days
+    latest = (
+        select(func.max(candidate.c.partition_date))
+        .where(
+            candidate.c.nami_user_id == rows.c.nami_user_id,
+            candidate.c.partition_date <= day,
+        )
+        .scalar_subquery()
+    )
     return and_(
         exists().where(days.c.partition_date == day),
-        rows.c.partition_date <= day,
-        ~exists().where(
-            later.c.nami_user_id == rows.c.nami_user_id,
-            later.c.partition_date > rows.c.partition_date,
-            later.c.partition_date <= day,
-        ),
+        rows.c.partition_date == latest,
     )
 
 
@@ -194,15 +223,14 @@ class SnapshotRepository:
         day: date,
         parts: Iterable[pd.DataFrame],
         *,
-        carry_from: date | None,
+        carried: CarriedFrom | None,
         basis_loaded_seq: int,
         mode: str,
     ) -> int:
-        """Replace a day atomically with the rows of `parts`. Without `carry_from`, they are
-        every user; with it, only
-        the users recomputed since that stored day, everyone else keeping their row of it or
-        earlier: the day's counts are then that day's, corrected by the rows that replace their
-        users' earlier ones. Returns the user count."""
+        """Replace a day atomically with the rows of `parts`. Without `carried`, they are every
+        user; with it, only the users recomputed since that stored day, everyone else keeping
+        their row of it or earlier: the day's counts are then that day's, minus the replaced
+        rows', plus the new rows'. Returns the user count."""
         table = user_attribute_snapshots
         days = user_attribute_snapshot_days
         with self.engine.begin() as connection:
@@ -213,15 +241,15 @@ class SnapshotRepository:
                     connection.execute(insert(table), _records(part, day))
             written = select(*_counts(table)).where(table.c.partition_date == day)
             counts = list(connection.execute(written).one())
-            if carry_from is not None:
+            if carried is not None:
                 base_query = select(*(days.c[name] for name in _COUNT_COLUMNS)).where(
-                    days.c.partition_date == carry_from
+                    days.c.partition_date == carried.day
                 )
                 base = connection.execute(base_query).one()
-                replaced = connection.execute(_replaced_counts(day, carry_from)).one()
+                gone = astuple(carried.replaced)
                 counts = [
-                    int(before) + int(now) - int(gone)
-                    for before, now, gone in zip(base, counts, replaced, strict=True)
+                    int(before) + int(now) - int(replaced)
+                    for before, now, replaced in zip(base, counts, gone, strict=True)
                 ]
             connection.execute(delete(days).where(days.c.partition_date == day))
             connection.execute(
@@ -261,32 +289,6 @@ class SnapshotRepository:
         )
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar() or 0)
-
-
-def _replaced_counts(day: date, carry_from: date) -> Select[Any]:
-    """The counts over the rows that `day`'s rows replace: for each user stored for `day`, the
-    user's row in `carry_from`'s snapshot (none for a new user). Driven by the day's rows, so it
-    costs what the day wrote, not the number of users."""
-    table = user_attribute_snapshots
-    current = table.alias("current")
-    earlier = table.alias("earlier")
-    candidate = table.alias("candidate")
-    latest = (
-        select(func.max(candidate.c.partition_date))
-        .where(
-            candidate.c.nami_user_id == current.c.nami_user_id,
-            candidate.c.partition_date <= carry_from,
-        )
-        .scalar_subquery()
-    )
-    joined = current.join(
-        earlier,
-        and_(
-            earlier.c.nami_user_id == current.c.nami_user_id,
-            earlier.c.partition_date == latest,
-        ),
-    )
-    return select(*_counts(earlier)).select_from(joined).where(current.c.partition_date == day)
 
 
 def _frame(connection: Connection, query: Any) -> pd.DataFrame:
