@@ -73,6 +73,14 @@ def deliver_shard(job: ShardJob) -> DeliveryReport:
         store.engine.dispose()
 
 
+def with_workers(integration: AnyIntegration, workers: int) -> AnyIntegration:
+    """The integration as sent by `workers` processes."""
+    if integration.delivery.workers == workers:
+        return integration
+    tuning = integration.delivery.model_copy(update={"workers": workers})
+    return integration.model_copy(update={"delivery": tuning})
+
+
 def add_report(total: DeliveryReport, part: DeliveryReport) -> None:
     """Fold one span's report into the day's."""
     for name in _SUMMED:
@@ -114,6 +122,8 @@ def deliver_day_with_workers(
         if workers > 1
         else []
     )
+    # The processes actually started share the project's rate (see `SendPacer`).
+    integration = with_workers(integration, max(len(spans), 1))
     if len(spans) < 2:
         return deliver_day(
             store=store,

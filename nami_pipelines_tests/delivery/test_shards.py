@@ -5,7 +5,7 @@ from datetime import timedelta
 import pandas as pd
 
 from nami_pipelines.delivery.ledger import PENDING
-from nami_pipelines.delivery.shards import deliver_day_with_workers
+from nami_pipelines.delivery.shards import deliver_day_with_workers, with_workers
 from nami_pipelines.destinations.outcomes import ACCEPTED
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
@@ -14,12 +14,6 @@ from nami_pipelines_tests.delivery.test_deliver_day import (
     received_ids,
     world,  # noqa: F401  (the fixture)
 )
-
-
-def with_workers(integration, workers: int):
-    return integration.model_copy(
-        update={"delivery": integration.delivery.model_copy(update={"workers": workers})}
-    )
 
 
 def test_user_spans_cover_every_event_of_the_day_once(world):  # noqa: F811
