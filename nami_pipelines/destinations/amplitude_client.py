@@ -124,6 +124,7 @@ class AmplitudeClient:
         status = response.status
         ids = request.event_ids
         if status == 200:
+            self.pacer.accepted()
             return Handling(outcomes=[Outcome(i, ACCEPTED) for i in ids], accepted=True)
         if self._credentials_refused(response):
             return Handling(credentials_rejected="Amplitude refused the API key (HTTP 400)")
@@ -287,6 +288,7 @@ class AmplitudeClient:
 
     def handle_identify(self, request: IdentifyRequest, response: HttpResponse) -> Handling:
         if response.status == 200:
+            self.pacer.accepted()
             return Handling(accepted=True)
         if self._credentials_refused(response):
             return Handling(credentials_rejected="Amplitude refused the API key (HTTP 400)")

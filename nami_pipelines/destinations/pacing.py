@@ -17,6 +17,10 @@ PACE_SHARE: Final = 0.95
 # stated rate: the project takes less than it says, but not much less.
 SLOWDOWN: Final = 0.97
 SLOWEST_SHARE: Final = 0.5
+# A process sharing a project speeds up by this share of the stated rate per accepted request,
+# up to `PACE_SHARE` of the whole: the others may have finished. Its next 429 puts it back at
+# its share.
+RAMP: Final = 0.02
 
 
 class SendPacer:
@@ -41,6 +45,7 @@ class SendPacer:
         self._tokens = 0.0
         self._updated = 0.0
         self._adjusted = float("-inf")
+        self._stated: float | None = None
 
     @property
     def rate(self) -> float | None:
@@ -65,8 +70,18 @@ class SendPacer:
             if self._rate is not None:
                 target = min(target, self._rate * SLOWDOWN)
             self._rate = max(target, ours * SLOWEST_SHARE, 1.0)
+            self._stated = stated_rate
             self._tokens = min(self._tokens, 0.0) - events
             self._updated = self._adjusted = self._clock()
+
+    def accepted(self) -> None:
+        """The project took a paced request. A process with a share of the rate takes a little
+        more each time, so the rate is not left unused when the others finish."""
+        with self._lock:
+            if self._rate is None or self._stated is None or self._share >= 1.0:
+                return
+            whole = self._stated * PACE_SHARE
+            self._rate = min(whole, self._rate + self._stated * RAMP)
 
     def wait_turn(self, events: int) -> None:
         """Block until `events` may go out, then spend them. Waiting holds the lock, so

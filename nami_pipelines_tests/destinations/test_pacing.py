@@ -63,3 +63,31 @@ def test_processes_sharing_a_project_each_pace_at_their_share():
     pacer.wait_turn(100)
     pacer.throttled(1000, 100)
     assert pacer.rate == 475
+
+
+def test_a_process_with_a_share_takes_more_as_requests_are_accepted_and_gives_it_back():
+    clock = FakeClock()
+    pacer = SendPacer(clock, clock.sleep, share=0.5)
+    pacer.wait_turn(100)
+    pacer.throttled(1000, 100)
+    assert pacer.rate == 475
+    for _ in range(10):
+        pacer.accepted()
+    assert pacer.rate == 675  # 20 more per accepted request
+    for _ in range(100):
+        pacer.accepted()
+    assert pacer.rate == 950  # never over the whole stated rate: the others may be done
+    clock.now += 1
+    pacer.wait_turn(100)
+    pacer.throttled(1000, 100)  # the others are not done: back to this process's share
+    assert pacer.rate == 475
+
+
+def test_a_lone_process_keeps_its_pace_when_requests_are_accepted():
+    clock = FakeClock()
+    pacer = SendPacer(clock, clock.sleep)
+    pacer.wait_turn(100)
+    pacer.throttled(1000, 100)
+    for _ in range(10):
+        pacer.accepted()
+    assert pacer.rate == 950
