@@ -53,6 +53,35 @@ def emulator_settings(*, amplitude_project_eps: float = 0.0) -> EmulatorSettings
     )
 
 
+def integration_document(
+    api: Api, url: str, name: str, *, delivery: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One integration of the integrations file, pointed at the emulator with the benchmark
+    credentials: every event of the production app, users keyed by their Nami user id."""
+    common: dict[str, Any] = {"name": name, "app_id": PRODUCTION_APP_ID}
+    if delivery is not None:
+        common["delivery"] = delivery
+    if api == "mparticle":
+        return {
+            **common,
+            "type": "mparticle",
+            "platform": "all",
+            "base_url": url,
+            "credentials": {
+                "key_env": "NAMI_BENCH_MPARTICLE_KEY",
+                "secret_env": "NAMI_BENCH_MPARTICLE_SECRET",
+            },
+            "customer_id": "nami_user_id",
+        }
+    return {
+        **common,
+        "type": "amplitude",
+        "endpoint": url,
+        "credentials": {"api_key_env": "NAMI_BENCH_AMPLITUDE_KEY"},
+        "user_id": "nami_user_id",
+    }
+
+
 def integration_for(
     api: Api,
     url: str,
@@ -65,32 +94,8 @@ def integration_for(
     user id (nothing is skipped for a missing external id) and the mParticle feed takes every
     platform, so both APIs receive the same events."""
     export_credentials()
-    common: dict[str, Any] = {
-        "app_id": PRODUCTION_APP_ID,
-        "delivery": {"max_in_flight": max_in_flight, "workers": workers},
-    }
-    if api == "mparticle":
-        document = {
-            "name": name or "bench_mparticle",
-            "type": "mparticle",
-            "platform": "all",
-            "base_url": url,
-            "credentials": {
-                "key_env": "NAMI_BENCH_MPARTICLE_KEY",
-                "secret_env": "NAMI_BENCH_MPARTICLE_SECRET",
-            },
-            "customer_id": "nami_user_id",
-            **common,
-        }
-    else:
-        document = {
-            "name": name or "bench_amplitude",
-            "type": "amplitude",
-            "endpoint": url,
-            "credentials": {"api_key_env": "NAMI_BENCH_AMPLITUDE_KEY"},
-            "user_id": "nami_user_id",
-            **common,
-        }
+    delivery = {"max_in_flight": max_in_flight, "workers": workers}
+    document = integration_document(api, url, name or f"bench_{api}", delivery=delivery)
     return parse_integrations({"integrations": [document]})[0]
 
 

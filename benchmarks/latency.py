@@ -32,6 +32,7 @@ from benchmarks.common import (
     MPARTICLE_KEY,
     emulator_settings,
     export_credentials,
+    integration_document,
 )
 from benchmarks.datasets import PRODUCTION_EVENTS_PER_USER_DAY, sqlite_url, yesterday
 from benchmarks.delivery import received
@@ -54,29 +55,10 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def _integrations(url: str) -> dict[str, Any]:
-    common = {"app_id": PRODUCTION_APP_ID}
     return {
         "integrations": [
-            {
-                "name": "latency_amplitude",
-                "type": "amplitude",
-                "endpoint": url,
-                "credentials": {"api_key_env": "NAMI_BENCH_AMPLITUDE_KEY"},
-                "user_id": "nami_user_id",
-                **common,
-            },
-            {
-                "name": "latency_mparticle",
-                "type": "mparticle",
-                "platform": "all",
-                "base_url": url,
-                "credentials": {
-                    "key_env": "NAMI_BENCH_MPARTICLE_KEY",
-                    "secret_env": "NAMI_BENCH_MPARTICLE_SECRET",
-                },
-                "customer_id": "nami_user_id",
-                **common,
-            },
+            integration_document("amplitude", url, "latency_amplitude"),
+            integration_document("mparticle", url, "latency_mparticle"),
         ]
     }
 
