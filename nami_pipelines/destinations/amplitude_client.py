@@ -73,7 +73,16 @@ def _rejected_positions(body: dict) -> dict[int, list[str]]:
     return problems
 
 
-def _project_wide(body: dict, throttled_by_id: dict[str, list[int]]) -> bool:
+def _throttled_by_id(body: dict, ids: Sequence[str | None]) -> dict[str | None, list[int]]:
+    """The positions a 429 lists as throttled, grouped by the user or device at each."""
+    listed = {int(p) for p in body.get("throttled_events") or [] if int(p) < len(ids)}
+    by_id: dict[str | None, list[int]] = {}
+    for position in sorted(listed):
+        by_id.setdefault(ids[position], []).append(position)
+    return by_id
+
+
+def _project_wide(body: dict, throttled_by_id: dict[str | None, list[int]]) -> bool:
     """A 429 for the project as a whole rather than for busy users or devices: it names none,
     and the events it throttles are not all one id's."""
     named = body.get("throttled_users") or body.get("throttled_devices")
@@ -183,30 +192,30 @@ class AmplitudeClient:
         For busy ids: resend the others at once; the throttled ids' events in waves, ~30 s
         apart, each with at most half the allowed events per id, so a heavy user is not
         throttled forever."""
-        count = len(request.items)
-        throttled = sorted({int(p) for p in body.get("throttled_events") or [] if int(p) < count})
+        ids = [
+            str(item.body.get("user_id") or item.body.get("device_id")) for item in request.items
+        ]
+        by_id = _throttled_by_id(body, ids)
         reason = response_summary(response, limit=200)
-        if not throttled:
-            retry_after = response.retry_after()
+        retry_after = response.retry_after()
+        if not by_id:
             delay = None if retry_after is None else self.policy.honour(retry_after)
             return Handling(retries=[Retry(request, reason, delay=delay)])
+        throttled = sorted(position for positions in by_id.values() for position in positions)
+        others = sorted(set(range(len(ids))) - set(throttled))
+        rest = (
+            [Retry(take_items(request, others), reason, delay=0, counts_as_attempt=False)]
+            if others
+            else []
+        )
         threshold = int(body.get("eps_threshold") or DEFAULT_EPS_THRESHOLD)
-        by_id: dict[str, list[int]] = {}
-        for position in throttled:
-            event = request.items[position].body
-            by_id.setdefault(str(event.get("user_id") or event.get("device_id")), []).append(
-                position
-            )
         if _project_wide(body, by_id):
             self.pacer.throttled(threshold, len(throttled))
-            retry_after = response.retry_after()
             delay = 0.0 if retry_after is None else self.policy.honour(retry_after)
             paced = Retry(
                 take_items(request, throttled), reason, delay=delay, counts_as_attempt=False
             )
-            others = sorted(set(range(count)) - set(throttled))
-            rest = [Retry(take_items(request, others), reason, delay=0, counts_as_attempt=False)]
-            return Handling(retries=[paced, *(rest if others else [])])
+            return Handling(retries=[paced, *rest])
         per_wave = max(1, threshold // 2)
         waves: list[list[int]] = []
         for positions in by_id.values():
@@ -214,16 +223,11 @@ class AmplitudeClient:
                 if wave == len(waves):
                     waves.append([])
                 waves[wave].extend(positions[start : start + per_wave])
-        retries = [
+        held = [
             Retry(take_items(request, wave), reason, delay=self.throttle_hold_seconds * (n + 1))
             for n, wave in enumerate(waves)
         ]
-        others = sorted(set(range(count)) - set(throttled))
-        if others:
-            retries.append(
-                Retry(take_items(request, others), reason, delay=0, counts_as_attempt=False)
-            )
-        return Handling(retries=retries)
+        return Handling(retries=[*held, *rest])
 
     def send_events(
         self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
@@ -295,12 +299,8 @@ class AmplitudeClient:
         if response.status == 429:
             body = parse_json(response.body)
             body = body if isinstance(body, dict) else {}
-            count = len(request.users)
-            positions = {int(p) for p in body.get("throttled_events") or [] if int(p) < count}
-            users: dict[str, list[int]] = {}
-            for position in sorted(positions):
-                users.setdefault(request.users[position], []).append(position)
-            if body.get("eps_threshold") and _project_wide(body, users):
+            by_user = _throttled_by_id(body, request.users)
+            if body.get("eps_threshold") and _project_wide(body, by_user):
                 # Identifications count against the project's rate as events do.
                 self.pacer.throttled(int(body["eps_threshold"]), len(request.users))
                 reason = response_summary(response, limit=200)
