@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, and_, func, or_, select, update
 
-from nami_pipelines.delivery.ledger_statements import statements_for
+from nami_pipelines.delivery.ledger_statements import LedgerStatements
 from nami_pipelines.delivery.ledger_tables import (
     PENDING,
     delivery_attribute_state,
@@ -61,7 +61,7 @@ class DeliveryLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
-        self._statements = statements_for(engine)
+        self._statements = LedgerStatements(engine)
 
     def claim(
         self,

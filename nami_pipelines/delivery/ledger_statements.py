@@ -7,9 +7,9 @@ sending itself, so SQLite gets a prepared statement run by `executemany` (a loop
 B-tree lookup per row) and PostgreSQL one statement over `unnest` arrays (one round trip).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -58,8 +58,20 @@ _POSTGRES_UPSERT_ATTRIBUTES = (
 )
 
 
-class LedgerStatements(Protocol):
-    """The bulk writes of `DeliveryLedger`, each one statement (or one `executemany`)."""
+class LedgerStatements:
+    """The bulk writes of `DeliveryLedger` for the engine's database, each one statement (one
+    `executemany` on SQLite)."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        self._postgres = dialect.name == "postgresql"
+        columns = delivery_ledger.c
+        # SQLite stores datetimes and dates as SQLAlchemy writes them: the same text here, so
+        # reads and comparisons through SQLAlchemy see the same values.
+        instant = columns.claim_expires_at.type.dialect_impl(dialect).bind_processor(dialect)
+        day = columns.partition_date.type.dialect_impl(dialect).bind_processor(dialect)
+        self._instant: Callable[[Any], Any] = instant or _unchanged
+        self._day: Callable[[Any], Any] = day or _unchanged
 
     def insert_claimed(
         self,
@@ -72,7 +84,23 @@ class LedgerStatements(Protocol):
     ) -> int:
         """Insert (event_id, nami_user_id, partition_date) rows as pending and leased to
         `worker`, leaving existing rows alone; returns how many were inserted."""
-        ...
+        if self._postgres:
+            event_ids, users, days = (list(column) for column in zip(*rows, strict=True))
+            parameters: Any = {
+                "integration": integration,
+                "worker": worker,
+                "expires": expires,
+                "event_ids": event_ids,
+                "users": users,
+                "days": days,
+            }
+            return connection.exec_driver_sql(_POSTGRES_INSERT_CLAIMED, parameters).rowcount
+        until = self._instant(expires)
+        parameters = [
+            (integration, event_id, user, self._day(when), worker, until)
+            for event_id, user, when in rows
+        ]
+        return connection.exec_driver_sql(_SQLITE_INSERT_CLAIMED, parameters).rowcount
 
     def resolve(
         self,
@@ -87,7 +115,24 @@ class LedgerStatements(Protocol):
         now: datetime,
     ) -> None:
         """Give events this worker holds an outcome and end its lease on them."""
-        ...
+        if self._postgres:
+            parameters: Any = {
+                "integration": integration,
+                "worker": worker,
+                "status": status,
+                "reason": reason,
+                "attempts": attempts,
+                "now": now,
+                "event_ids": list(event_ids),
+            }
+            connection.exec_driver_sql(_POSTGRES_RESOLVE, parameters)
+            return
+        at = self._instant(now)
+        parameters = [
+            (status, reason, attempts, at, at, at, integration, event_id, worker)
+            for event_id in event_ids
+        ]
+        connection.exec_driver_sql(_SQLITE_RESOLVE, parameters)
 
     def upsert_attributes(
         self,
@@ -97,143 +142,19 @@ class LedgerStatements(Protocol):
         now: datetime,
     ) -> None:
         """Store (nami_user_id, attributes JSON) as what each profile now holds."""
-        ...
-
-
-class _SqliteStatements:
-    def __init__(self, engine: Engine) -> None:
-        dialect = engine.dialect
-        columns = delivery_ledger.c
-        self._instant = columns.claim_expires_at.type.dialect_impl(dialect).bind_processor(dialect)
-        self._day = columns.partition_date.type.dialect_impl(dialect).bind_processor(dialect)
-
-    def _at(self, moment: datetime) -> Any:
-        """A datetime as SQLAlchemy stores it on SQLite, so reads through it see the same."""
-        return self._instant(moment) if self._instant else moment
-
-    def insert_claimed(
-        self,
-        connection: Connection,
-        integration: str,
-        rows: Sequence[tuple[str, str | None, date]],
-        *,
-        worker: str,
-        expires: datetime,
-    ) -> int:
-        until = self._at(expires)
-        day = self._day or (lambda value: value)
-        result = connection.exec_driver_sql(
-            _SQLITE_INSERT_CLAIMED,
-            [
-                (integration, event_id, user, day(when), worker, until)
-                for event_id, user, when in rows
-            ],
-        )
-        return result.rowcount
-
-    def resolve(
-        self,
-        connection: Connection,
-        integration: str,
-        event_ids: Sequence[str],
-        *,
-        worker: str,
-        status: str,
-        reason: str | None,
-        attempts: int,
-        now: datetime,
-    ) -> None:
-        at = self._at(now)
-        connection.exec_driver_sql(
-            _SQLITE_RESOLVE,
-            [
-                (status, reason, attempts, at, at, at, integration, event_id, worker)
-                for event_id in event_ids
-            ],
-        )
-
-    def upsert_attributes(
-        self,
-        connection: Connection,
-        integration: str,
-        sent: Sequence[tuple[str, str]],
-        now: datetime,
-    ) -> None:
-        at = self._at(now)
-        connection.exec_driver_sql(
-            _SQLITE_UPSERT_ATTRIBUTES, [(integration, user, text, at) for user, text in sent]
-        )
-
-
-class _PostgresStatements:
-    def insert_claimed(
-        self,
-        connection: Connection,
-        integration: str,
-        rows: Sequence[tuple[str, str | None, date]],
-        *,
-        worker: str,
-        expires: datetime,
-    ) -> int:
-        event_ids, users, days = (list(column) for column in zip(*rows, strict=True))
-        result = connection.exec_driver_sql(
-            _POSTGRES_INSERT_CLAIMED,
-            {
-                "integration": integration,
-                "worker": worker,
-                "expires": expires,
-                "event_ids": event_ids,
-                "users": users,
-                "days": days,
-            },
-        )
-        return result.rowcount
-
-    def resolve(
-        self,
-        connection: Connection,
-        integration: str,
-        event_ids: Sequence[str],
-        *,
-        worker: str,
-        status: str,
-        reason: str | None,
-        attempts: int,
-        now: datetime,
-    ) -> None:
-        connection.exec_driver_sql(
-            _POSTGRES_RESOLVE,
-            {
-                "integration": integration,
-                "worker": worker,
-                "status": status,
-                "reason": reason,
-                "attempts": attempts,
-                "now": now,
-                "event_ids": list(event_ids),
-            },
-        )
-
-    def upsert_attributes(
-        self,
-        connection: Connection,
-        integration: str,
-        sent: Sequence[tuple[str, str]],
-        now: datetime,
-    ) -> None:
-        connection.exec_driver_sql(
-            _POSTGRES_UPSERT_ATTRIBUTES,
-            {
+        if self._postgres:
+            parameters: Any = {
                 "integration": integration,
                 "now": now,
                 "users": [user for user, _ in sent],
                 "attributes": [text for _, text in sent],
-            },
-        )
+            }
+            connection.exec_driver_sql(_POSTGRES_UPSERT_ATTRIBUTES, parameters)
+            return
+        at = self._instant(now)
+        parameters = [(integration, user, text, at) for user, text in sent]
+        connection.exec_driver_sql(_SQLITE_UPSERT_ATTRIBUTES, parameters)
 
 
-def statements_for(engine: Engine) -> LedgerStatements:
-    """The statements for the engine's database (SQLite or PostgreSQL)."""
-    if engine.dialect.name == "postgresql":
-        return _PostgresStatements()
-    return _SqliteStatements(engine)
+def _unchanged(value: Any) -> Any:
+    return value

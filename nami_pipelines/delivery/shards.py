@@ -31,11 +31,7 @@ from nami_pipelines.snapshots.repository import SnapshotRepository
 
 MIN_EVENTS_PER_WORKER = 50_000
 
-_SUMMED = tuple(
-    item.name
-    for item in fields(DeliveryReport)
-    if item.type in (int, "int") and item.name not in ("integration", "day")
-)
+_SUMMED = tuple(item.name for item in fields(DeliveryReport) if item.type is int)
 
 
 @dataclass(frozen=True, slots=True)
