@@ -422,15 +422,12 @@ def _bring_profiles_current(
     if not users:
         return
     snapshot = current_snapshot(store, prepared, users, day, now)
-    ledger, integration = events_sink.ledger, events_sink.integration
     events_sink.writer.flush()
-    last_sent = ledger.last_sent_attributes(integration, users)
+    last_sent = events_sink.ledger.last_sent_attributes(events_sink.integration, users)
     targets, current = targets_for(snapshot, contacts, last_sent, now)
     if targets:
-        sink = _LedgerSink(
-            ledger, events_sink.writer, integration, events_sink.worker, events_sink.report, {}, {}
-        )
-        client.send_attribute_updates(targets, sink=sink, attributes=current)
+        # Attribute updates carry no events: the same sink records what the profiles now hold.
+        client.send_attribute_updates(targets, sink=events_sink, attributes=current)
 
 
 def attribute_targets(
