@@ -90,6 +90,11 @@ class Dataset:
         shutil.copyfile(self.path, target)
         return Dataset(target, self.info)
 
+    def remove(self) -> None:
+        """Delete a private copy with its WAL files."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
 
 def _checkpoint(path: Path) -> None:
     """Folds the WAL into the main file, so a plain file copy is the whole database."""

@@ -107,8 +107,7 @@ def run_case(
     try:
         result = run_child(case.task, arguments, timeout=timeout)
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+        copy.remove()
     view = received(emulator.stats(), case.api)
     result["received"] = {
         key: view[key]

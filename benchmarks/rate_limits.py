@@ -110,8 +110,7 @@ def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int, workers
                 outcome = {"error": str(error)[-300:]}
             time.sleep(POLL_SECONDS * 2)
         view = received(emulator.stats(), "amplitude")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+    copy.remove()
     window = poller.sending_window()
     accepted = view["unique_events"]
     identified = view["attribute_updates"]

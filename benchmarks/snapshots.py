@@ -39,9 +39,26 @@ def _from_scratch(work: Path, events: int) -> dict[str, Any]:
             timeout=_timeout(dataset.info["events"]),
         )
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+        copy.remove()
     return {**result, "events": dataset.info["events"], "users": dataset.info["users"]}
+
+
+def _bounded_memory_row(case: str, events: int, result: dict[str, Any], text: str) -> Row:
+    """A timed snapshot computation whose target is peak memory under the limit."""
+    seconds = result["seconds"]
+    return Row(
+        section=SECTION,
+        case=case,
+        events=events,
+        seconds=seconds,
+        events_per_second=events / seconds if seconds > 0 else None,
+        client_cpu=result["client_cpu_seconds"] / seconds if seconds > 0 else None,
+        peak_rss_mb=result["peak_rss_mb"],
+        result=text,
+        target=f"peak < {MEMORY_LIMIT_MB:,} MB",
+        met=result["peak_rss_mb"] < MEMORY_LIMIT_MB,
+        details=result,
+    )
 
 
 def scaling_rows(work: Path, sizes: list[int]) -> list[Row]:
@@ -50,20 +67,12 @@ def scaling_rows(work: Path, sizes: list[int]) -> list[Row]:
     for size in sorted(sizes):
         result = _from_scratch(work, size)
         measured.append(result)
-        seconds = result["seconds"]
         rows.append(
-            Row(
-                section=SECTION,
-                case=f"from scratch, {result['events']:,} events over 30 days",
-                events=result["events"],
-                seconds=seconds,
-                events_per_second=result["events"] / seconds if seconds > 0 else None,
-                client_cpu=result["client_cpu_seconds"] / seconds if seconds > 0 else None,
-                peak_rss_mb=result["peak_rss_mb"],
-                result=f"{result['users']:,} users; at start {result['baseline_rss_mb']:,.0f} MB",
-                target=f"peak < {MEMORY_LIMIT_MB:,} MB",
-                met=result["peak_rss_mb"] < MEMORY_LIMIT_MB,
-                details=result,
+            _bounded_memory_row(
+                f"from scratch, {result['events']:,} events over 30 days",
+                result["events"],
+                result,
+                f"{result['users']:,} users; at start {result['baseline_rss_mb']:,.0f} MB",
             )
         )
     for smaller, larger in itertools.pairwise(measured):
@@ -108,8 +117,7 @@ def _incremental(
                 runs[number].append(run_child("snapshot", arguments, timeout=timeout))
     finally:
         for copy in copies.values():
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
+            copy.remove()
     return [
         {
             **min(runs[number], key=lambda result: result["seconds"]),
@@ -168,22 +176,13 @@ def large_day_rows(work: Path, events: int) -> list[Row]:
             timeout=_timeout(dataset.info["loaded"]) * 4,
         )
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{copy.path}{suffix}").unlink(missing_ok=True)
-    seconds = result["seconds"]
+        copy.remove()
     return [
-        Row(
-            section=SECTION,
-            case=f"incremental, one {result['day_events']:,}-event day",
-            events=result["day_events"],
-            seconds=seconds,
-            events_per_second=result["day_events"] / seconds if seconds > 0 else None,
-            client_cpu=result["client_cpu_seconds"] / seconds if seconds > 0 else None,
-            peak_rss_mb=result["peak_rss_mb"],
-            result=f"mode {result['mode']}; {result['recomputed_users']:,} users recomputed",
-            target=f"peak < {MEMORY_LIMIT_MB:,} MB",
-            met=result["peak_rss_mb"] < MEMORY_LIMIT_MB,
-            details=result,
+        _bounded_memory_row(
+            f"incremental, one {result['day_events']:,}-event day",
+            result["day_events"],
+            result,
+            f"mode {result['mode']}; {result['recomputed_users']:,} users recomputed",
         )
     ]
 
