@@ -29,7 +29,13 @@ from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 from nami_pipelines.snapshots.current import state_of_users_at
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
-from nami_pipelines.snapshots.state import SnapshotState, advance_state, materialize_snapshot
+from nami_pipelines.snapshots.state import (
+    SnapshotState,
+    UsersEvents,
+    advance_state,
+    materialize_snapshot,
+    users_events,
+)
 
 USER = "nami_user_id"
 DAY_CHUNK_ROWS = 20_000
@@ -240,7 +246,7 @@ class PreparedEvents:
     outgoing: list[OutgoingEvent]
     carried: dict[str, UserAttributes]
     state_before: SnapshotState
-    user_events: pd.DataFrame
+    user_events: UsersEvents
 
 
 def outgoing_events(
@@ -253,7 +259,7 @@ def outgoing_events(
     """The events to send, each `user.*` event with the user's attributes as of itself."""
     users = sorted(set(to_send[USER].dropna()))
     state_before = state_of_users_at(store, repository, users, day_end(day - timedelta(days=1)))
-    user_events = chunk.events[chunk.events[USER].isin(users)]
+    user_events = users_events(chunk.events[chunk.events[USER].isin(users)])
     carried = attributes_at_events(state_before, user_events)
     outgoing = [
         OutgoingEvent(
@@ -271,8 +277,10 @@ def current_snapshot(
     """The users' attributes now, from the state the chunk already built: the day's events, then
     any later ones (a backfilled day), without reading their history again."""
     instant = pd.Timestamp(now)
+    day_events = prepared.user_events
+    until_now = day_events.events[day_events.events["occurred_at"] <= instant]
     state = advance_state(
-        prepared.state_before, prepared.user_events[prepared.user_events["occurred_at"] <= instant]
+        prepared.state_before, day_events if len(until_now) == len(day_events.events) else until_now
     )
     if now > day_end(day):
         for later in store.read_events(
@@ -298,13 +306,10 @@ def targets_for(
     at: datetime,
 ) -> tuple[list[AttributeUpdateTarget], dict[str, UserAttributes]]:
     """Attribute updates for users whose attributes differ from what their profile holds."""
-    values = [snapshot[name].tolist() for name in ATTRIBUTE_NAMES]
-    rows = {
-        user: (external_id, dict(zip(ATTRIBUTE_NAMES, row, strict=True)))
-        for user, external_id, *row in zip(
-            snapshot[USER].tolist(), _texts(snapshot["external_id"]), *values, strict=True
-        )
-    }
+    position = {user: row for row, user in enumerate(snapshot[USER].tolist())}
+    external_ids = _texts(snapshot["external_id"])
+    # `tolist` gives Python bools and the snapshot's own lists, which nothing else holds.
+    values = list(zip(*(snapshot[name].tolist() for name in ATTRIBUTE_NAMES), strict=True))
     targets: list[AttributeUpdateTarget] = []
     current: dict[str, UserAttributes] = {}
     for user, device_id, environment in zip(
@@ -313,21 +318,17 @@ def targets_for(
         contacts["environment"].tolist(),
         strict=True,
     ):
-        found = rows.get(user)
-        if found is None:
+        row = position.get(user)
+        if row is None:
             continue
-        external_id, row = found
-        attributes: UserAttributes = {
-            name: list(value) if isinstance(value, list) else bool(value)
-            for name, value in row.items()
-        }
+        attributes: UserAttributes = dict(zip(ATTRIBUTE_NAMES, values[row], strict=True))
         if last_sent.get(user) == attributes:
             continue
         current[user] = attributes
         targets.append(
             AttributeUpdateTarget(
                 nami_user_id=user,
-                external_id=external_id,
+                external_id=external_ids[row],
                 device_id=device_id,
                 environment=environment,
                 attributes=attributes,

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 
+from nami_pipelines.destinations.form import FORM_HEADERS, form_encoded
 from nami_pipelines.destinations.outcomes import CredentialsRejected, Outcome
 
 Request = TypeVar("Request")
@@ -92,6 +93,8 @@ class HttpTransport:
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
     ) -> HttpResponse:
+        if isinstance(data, dict):
+            data, headers = form_encoded(data), {**FORM_HEADERS, **(headers or {})}
         try:
             response = self._session().post(
                 url, data=data, headers=headers, auth=auth, timeout=self.timeout

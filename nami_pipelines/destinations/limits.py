@@ -72,12 +72,14 @@ def as_text(value: Any) -> str:
 def trim_list(values: Iterable[Any], max_entries: int, max_chars: int) -> list[str]:
     """A list attribute as strings: at most `max_entries`, each at most `max_chars`. The lists
     are sorted (SPEC §2), so the kept entries are always the same ones."""
-    if (
-        isinstance(values, list)
-        and len(values) <= max_entries
-        and all(type(value) is str and len(value) <= max_chars for value in values)
-    ):
-        return list(values)  # the usual case: nothing to convert or cut
+    if type(values) is list and len(values) <= max_entries:
+        # The usual case, checked without a generator (this runs for every list of every event):
+        # nothing to convert or cut.
+        for value in values:
+            if type(value) is not str or len(value) > max_chars:
+                break
+        else:
+            return values.copy()
     kept: list[str] = []
     for value in values:
         if len(kept) == max_entries:

@@ -10,7 +10,6 @@ with columnar joins rather than by replaying users one by one.
 import numpy as np
 import pandas as pd
 
-from nami_pipelines.event_types import USER_EVENT_PREFIX
 from nami_pipelines.snapshots.attributes import (
     ACTIVE_ENTITLEMENTS,
     ACTIVE_SKUS,
@@ -25,10 +24,10 @@ from nami_pipelines.snapshots.attributes import (
 from nami_pipelines.snapshots.state import (
     USER,
     SnapshotState,
+    UsersEvents,
     device_observations,
     latest_per_device,
-    parse_user_events,
-    user_rows,
+    users_events,
 )
 
 _EVENT = "event_row"
@@ -44,7 +43,7 @@ def _lists_per_event(frame: pd.DataFrame, value: str, count: int) -> list[list[s
 
 
 def attributes_at_events(
-    state_before: SnapshotState, events: pd.DataFrame
+    state_before: SnapshotState, events: pd.DataFrame | UsersEvents
 ) -> dict[str, UserAttributes]:
     """Attributes as of each `user.*` event in `events`, keyed by `event_id`.
 
@@ -52,11 +51,10 @@ def attributes_at_events(
     the previous day); `events` must include every event of those users since then, so that
     devices seen earlier in the day count.
     """
-    events = user_rows(events)
-    user_events = events[events["event_type"].str.startswith(USER_EVENT_PREFIX)]
+    split = events if isinstance(events, UsersEvents) else users_events(events)
+    events, user_events, parsed = split.events, split.user_events, split.parsed
     if user_events.empty:
         return {}
-    parsed = parse_user_events(user_events)
     count = len(user_events)
     keyed = parsed.events[[USER, "occurred_at", "loaded_seq", _EVENT]]
 

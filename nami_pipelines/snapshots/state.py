@@ -9,11 +9,11 @@ at an instant. The from-scratch snapshot and the incremental daily snapshot are 
 steps, so they cannot drift apart. Everything is columnar: no per-user Python logic.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from nami_pipelines.event_types import USER_EVENT_PREFIX
@@ -131,7 +131,7 @@ class ParsedUserEvents:
 
 
 def parse_user_events(user_events: pd.DataFrame) -> ParsedUserEvents:
-    payloads = [json.loads(text) for text in user_events["payload"]]
+    payloads = [orjson.loads(text) for text in user_events["payload"].tolist()]
     journeys = [payload.get("customer_journey_state") or {} for payload in payloads]
     event_rows = np.arange(len(payloads))
     events = pd.DataFrame(
@@ -282,17 +282,35 @@ def user_rows(events: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def advance_state(state: SnapshotState, events: pd.DataFrame) -> SnapshotState:
+@dataclass(frozen=True)
+class UsersEvents:
+    """Events that belong to a user, their `user.*` subset and its parse. Delivery folds the same
+    events twice (the attributes as of each event, then the state after them); splitting and
+    parsing them once serves both."""
+
+    events: pd.DataFrame
+    user_events: pd.DataFrame
+    parsed: ParsedUserEvents
+
+
+def users_events(events: pd.DataFrame) -> UsersEvents:
+    """Split and parse events (columns of `nami_events`) once for `advance_state` and
+    `attributes_at_events`; rows without a `nami_user_id` belong to no user and are dropped."""
+    events = user_rows(events)
+    user_events = events[events["event_type"].str.startswith(USER_EVENT_PREFIX)]
+    return UsersEvents(events, user_events, parse_user_events(user_events))
+
+
+def advance_state(state: SnapshotState, events: pd.DataFrame | UsersEvents) -> SnapshotState:
     """Fold events (columns of `nami_events`, `occurred_at` UTC-aware) into the state.
 
     The caller chooses which events count (e.g. those with `occurred_at` in a day); rows without
     a `nami_user_id` do not belong to any user's snapshot and are ignored.
     """
-    events = user_rows(events)
+    split = events if isinstance(events, UsersEvents) else users_events(events)
+    events, user_events, parsed = split.events, split.user_events, split.parsed
     if events.empty:
         return state
-    user_events = events[events["event_type"].str.startswith(USER_EVENT_PREFIX)]
-    parsed = parse_user_events(user_events)
     winners, entitlements = _latest_user_events(state, parsed)
     external_ids = _latest_external_ids(state, events)
     observed = device_observations(events, parsed, user_events)
