@@ -1,11 +1,13 @@
 """Generated event databases for the benchmarks, built once and reused while nothing changes.
 
-Generating, loading and snapshotting a million events takes minutes, far longer than some cases
-run, so a built SQLite database is kept in the work folder under a key made of its parameters,
-the day it was built for (delivery datasets sit just before today, so they do not turn
-historical) and a hash of the sources it depends on (events and snapshots: a change to the
-generator, loader, tables or snapshots invalidates it). Cases
-that write (the ledger, snapshot rows) work on a copy, so every case starts from the same state.
+Generating and loading a million events takes minutes, far longer than some cases run, so a
+built SQLite database is kept in the work folder under a key made of its parameters and a hash of
+the sources it depends on (events and snapshots: a change to the generator, loader, tables or
+snapshots invalidates it). Its events lie on the days just before the day it was built (delivery
+datasets must not turn historical, and no event may lie in the future); that stays true for a
+week, so a build is reused for `REUSE_DAYS` days rather than redone every morning. Cases that
+write (the ledger, snapshot rows) work on a copy, so every case starts from the same state.
+`prepare` builds the missing ones side by side, before any case is timed.
 """
 
 import hashlib
@@ -13,8 +15,11 @@ import json
 import math
 import shutil
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,6 +42,12 @@ EVENTS_PER_USER_30_DAYS = 14.9
 COHORT_DAYS = 7
 _READY = "ready.json"
 _IDENTITY = "identity.json"
+REUSE_DAYS = 7
+# The seeds of the day datasets: one per use, so the large day and the rate days are not the
+# throughput day cut differently.
+THROUGHPUT_SEED = 7
+LARGE_DAY_SEED = 31
+RATE_SEED = 41
 
 
 # What a built database depends on: the generator, the loader and tables, and the snapshots
@@ -102,29 +113,60 @@ def _checkpoint(path: Path) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def _cached(work: Path, kind: str, parameters: dict[str, Any]) -> Dataset:
-    """The dataset for these parameters: from the cache when it is complete, else built in a
-    child process (`build_dataset`), so this process never holds a million events: building
-    the large day peaks at several GB, and children forked later would start from that."""
+_BUILD_LOCKS: dict[Path, threading.Lock] = {}
+_BUILD_LOCKS_GUARD = threading.Lock()
+
+
+def _build_lock(folder: Path) -> threading.Lock:
+    """One lock per dataset, so `prepare` and a section asking for the same one build it once."""
+    with _BUILD_LOCKS_GUARD:
+        return _BUILD_LOCKS.setdefault(folder, threading.Lock())
+
+
+def _cached(work: Path, kind: str, parameters: dict[str, Any], *, dated: str) -> Dataset:
+    """The dataset for these parameters: from the cache when it is complete and less than
+    `REUSE_DAYS` old, else built in a child process (`build_dataset`), so this process never
+    holds a million events: building the large day peaks at several GB, and children forked
+    later would start from that. `dated` names the parameter holding the (first) day, which is
+    left out of the key: it only follows the day the build ran."""
     from benchmarks.measure import run_child
 
     parameters = json.loads(json.dumps(parameters, default=str))
-    identity = {"kind": kind, **parameters}
+    identity = {
+        "kind": kind,
+        **{name: value for name, value in parameters.items() if name != dated},
+    }
     code = source_fingerprint(_SOURCES_BY_KIND[kind])
     key = hashlib.sha256(json.dumps({**identity, "code": code}).encode()).hexdigest()[:16]
     folder = work / f"{kind}-{key}"
     ready = folder / _READY
     database = folder / "events.sqlite"
-    if ready.exists() and database.exists():
-        return Dataset(database, json.loads(ready.read_text()))
-    _forget_older_builds(work, identity)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    (folder / _IDENTITY).write_text(json.dumps(identity))
-    arguments = {"kind": kind, "parameters": parameters, "folder": str(folder)}
-    info = run_child("dataset", arguments, timeout=4 * 3600)
-    ready.write_text(json.dumps(info))
-    return Dataset(database, info)
+    with _build_lock(folder):
+        if ready.exists() and database.exists():
+            info = json.loads(ready.read_text())
+            built_on = date.fromisoformat(info.get("built_on", "1970-01-01"))
+            if built_on >= datetime.now(UTC).date() - timedelta(days=REUSE_DAYS):
+                return Dataset(database, info)
+        _forget_older_builds(work, identity)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        (folder / _IDENTITY).write_text(json.dumps(identity))
+        arguments = {"kind": kind, "parameters": parameters, "folder": str(folder)}
+        info = run_child("dataset", arguments, timeout=4 * 3600)
+        info["built_on"] = datetime.now(UTC).date().isoformat()
+        ready.write_text(json.dumps(info))
+        return Dataset(database, info)
+
+
+def prepare(builds: list[Callable[[], Dataset]], processes: int) -> None:
+    """Builds the datasets a run needs, `processes` at a time (each build is a child process),
+    so the first run on a machine spends minutes, not the sum of them, before timing anything."""
+    with ThreadPoolExecutor(max_workers=max(1, processes)) as pool:
+        for future in [pool.submit(build) for build in builds]:
+            error = future.exception()
+            if error is not None:
+                # The section that reads it asks again, and reports the failure in its row.
+                print(f"[benchmarks] a dataset failed to build: {error}", file=sys.stderr)
 
 
 def _forget_older_builds(work: Path, identity: dict[str, Any]) -> None:
@@ -183,22 +225,37 @@ def _build_day(folder: Path, *, events: int, seed: int, day: str) -> dict[str, A
         users += count
         cohort += 1
         production = _count(store, *in_day)
-    repository = SnapshotRepository(store.engine)
-    materialize_day(store, repository, one_day - timedelta(days=1))
-    materialize_day(store, repository, one_day)
+    # The snapshot of the day before, as production has it when a day is sent; the day itself
+    # is left to the cases (delivery folds it, the large-day snapshot case times it).
+    materialize_day(store, SnapshotRepository(store.engine), one_day - timedelta(days=1))
     store.engine.dispose()
     return {"users": users, "loaded": loaded, "events": production}
 
 
-def day_dataset(work: Path, events: int, seed: int = 7, day: date | None = None) -> Dataset:
-    """At least `events` production-app events on one recent day, with the snapshots of that
-    day and the day before computed (delivery reads the state before the day from them).
+def day_dataset(work: Path, events: int, seed: int) -> Dataset:
+    """At least `events` production-app events on one recent day, with the snapshot of the day
+    before computed (delivery reads the state before the day from it).
 
     Users are added in cohorts until the target is reached, so the count is met whatever the
     generator's mix; the info records the exact numbers.
     """
-    parameters = {"events": events, "seed": seed, "day": (day or yesterday()).isoformat()}
-    return _cached(work, "day", parameters)
+    parameters = {"events": events, "seed": seed, "day": yesterday().isoformat()}
+    return _cached(work, "day", parameters, dated="day")
+
+
+def throughput_day(work: Path, events: int) -> Dataset:
+    """The day every sender of item 2 sends."""
+    return day_dataset(work, events, THROUGHPUT_SEED)
+
+
+def large_day(work: Path, events: int) -> Dataset:
+    """The large day of item 6, also the large one-day snapshot of item 4."""
+    return day_dataset(work, events, LARGE_DAY_SEED)
+
+
+def rate_day(work: Path, rate: int, seconds: float) -> Dataset:
+    """A day that takes `seconds` to send at `rate` events/s (item 3)."""
+    return day_dataset(work, int(rate * seconds), RATE_SEED)
 
 
 def _build_history(
@@ -223,7 +280,7 @@ def history_dataset(work: Path, events: int, days: int = 30, seed: int = 11) -> 
     loaded and not yet snapshotted (the snapshot benchmark computes the last day from scratch)."""
     start = yesterday() - timedelta(days=days - 1)
     parameters = {"target": events, "days": days, "seed": seed, "start": start.isoformat()}
-    return _cached(work, "history", parameters)
+    return _cached(work, "history", parameters, dated="start")
 
 
 def _build_cohorts(
@@ -256,7 +313,7 @@ def cohort_dataset(work: Path, daily_users: int, days: int = 90, seed: int = 23)
         "seed": seed,
         "first": first.isoformat(),
     }
-    return _cached(work, "cohorts", parameters)
+    return _cached(work, "cohorts", parameters, dated="first")
 
 
 def cohort_day(dataset: Dataset, number: int) -> date:

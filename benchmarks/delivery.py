@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import AMPLITUDE_KEY, MPARTICLE_KEY, Api, emulator_settings
-from benchmarks.datasets import Dataset, day_dataset, source_fingerprint
+from benchmarks.datasets import Dataset, large_day, source_fingerprint, throughput_day
 from benchmarks.measure import ChildFailed, emulator_pid, run_child
 from benchmarks.official import missing_sdk
 from benchmarks.report import Row, skipped_row
@@ -182,7 +182,7 @@ def throughput_rows(
 ) -> list[Row]:
     """Item 2: the same day's events through each sender, then the ratios and the emulator's
     headroom. Senders run one after another, never at once."""
-    dataset = day_dataset(work, events)
+    dataset = throughput_day(work, events)
     timeout = max(180.0, dataset.info["events"] / 250)
     rows: list[Row] = []
     by_case: dict[Case, Row] = {}
@@ -258,7 +258,7 @@ def memory_rows(
     work: Path, *, events: int, api: Api = "mparticle", max_in_flight: int = 4, workers: int = 1
 ) -> list[Row]:
     """Item 6: one large day through our sender; its child's peak RSS is the partition's."""
-    dataset = day_dataset(work, events, seed=31)
+    dataset = large_day(work, events)
     timeout = max(600.0, dataset.info["events"] / 200)
     case = Case(api, "ours")
     with EmulatorProcess(emulator_settings()) as emulator:

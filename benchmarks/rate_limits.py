@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import emulator_settings
-from benchmarks.datasets import day_dataset
+from benchmarks.datasets import rate_day
 from benchmarks.delivery import received
 from benchmarks.measure import (
     ChildFailed,
@@ -85,7 +85,7 @@ class _Poller:
 
 
 def _one_rate(work: Path, rate: int, seconds: float, max_in_flight: int, workers: int) -> Row:
-    dataset = day_dataset(work, int(rate * seconds), seed=41)
+    dataset = rate_day(work, rate, seconds)
     expected = dataset.info["events"]
     budget = max(60.0, seconds * 4)
     copy = dataset.copy_to(work / "scratch" / f"rate-{rate}.sqlite")

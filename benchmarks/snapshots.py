@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmarks.datasets import Dataset, cohort_dataset, cohort_day, day_dataset, history_dataset
+from benchmarks.datasets import Dataset, cohort_dataset, cohort_day, history_dataset, large_day
 from benchmarks.measure import run_child
 from benchmarks.report import Row
 
@@ -167,7 +167,7 @@ def history_rows(work: Path, *, daily_users: int, days: int, early_day: int) -> 
 def large_day_rows(work: Path, events: int) -> list[Row]:
     """The daily snapshot of the large day of item 6 (the same cached database): a day whose
     events do not fit comfortably in memory, where chunking has to bound the peak."""
-    dataset = day_dataset(work, events, seed=31)
+    dataset = large_day(work, events)
     copy = dataset.copy_to(work / "scratch" / "large-day-snapshot.sqlite")
     try:
         result = run_child(
