@@ -77,15 +77,8 @@ class _Dagster:
         self.cli = str(bin_dir / "dagster")
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [self.daemon, "run", *self.target],
-                cwd=self.folder,
-                env=self.environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        """The sensor is switched on first, then the daemon started: both would otherwise create
+        the new instance's storage at once, and one of them can fail on the other's rows."""
         started = subprocess.run(
             [self.cli, "sensor", "start", "new_events_sensor", *self.target],
             cwd=self.folder,
@@ -98,6 +91,15 @@ class _Dagster:
         if started.returncode != 0:
             output = (started.stderr or started.stdout).strip().splitlines()
             raise RuntimeError("dagster sensor start failed: " + " | ".join(output[-6:]))
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [self.daemon, "run", *self.target],
+                cwd=self.folder,
+                env=self.environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def stop(self) -> None:
         """SIGTERM to the daemon's group (its code server and run workers), then SIGKILL."""
