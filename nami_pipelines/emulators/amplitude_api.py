@@ -5,11 +5,12 @@ event of that request is ingested, so the client must resend the rest. Accepted 
 deduped by `insert_id` per api_key and their `user_properties` applied in arrival order.
 """
 
-import json
 import time
 from collections import Counter
 from typing import Any, Final
 from urllib.parse import parse_qs
+
+import orjson
 
 from nami_pipelines.emulators.amplitude_rules import (
     BATCH_EPS_PER_ID,
@@ -146,7 +147,7 @@ class AmplitudeEmulator:
     def _json(self, incoming: Incoming) -> dict[str, Any]:
         self._size_limit(incoming)
         try:
-            payload = json.loads(incoming.body)
+            payload = orjson.loads(incoming.body)
         except (ValueError, UnicodeDecodeError):
             raise _Refused("invalid_json", _error(400, "Invalid JSON request body")) from None
         if not isinstance(payload, dict):
@@ -277,7 +278,7 @@ class AmplitudeEmulator:
             missing = _error(400, "Request missing required field", missing_field="identification")
             raise _Refused("missing_identification", missing)
         try:
-            parsed = json.loads(raw)
+            parsed = orjson.loads(raw)
         except ValueError:
             raise _Refused("invalid_json", _error(400, "Invalid identification JSON")) from None
         identifications = parsed if isinstance(parsed, list) else [parsed]

@@ -9,9 +9,10 @@ keeps as not forwarded and never touches profiles.
 import base64
 import binascii
 import hmac
-import json
 import time
 from typing import Any, Final
+
+import orjson
 
 from nami_pipelines.emulators.fault_plan import Api, FaultRule
 from nami_pipelines.emulators.faults import PartialReject
@@ -77,7 +78,7 @@ def _read_request(incoming: Incoming) -> list[tuple[Any, int]]:
         raise _Refused("request_too_large", _error(413, "PAYLOAD_TOO_LARGE", message))
     try:
         if incoming.path == EVENTS_PATH:
-            return [(json.loads(incoming.body), len(incoming.body))]
+            return [(orjson.loads(incoming.body), len(incoming.body))]
         batches = parse_bulk(incoming.body)
     except (ValueError, UnicodeDecodeError) as error:
         invalid = _error(400, "BAD_REQUEST", f"invalid JSON: {error}")
