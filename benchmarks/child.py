@@ -118,6 +118,11 @@ def _prepared(arguments: dict[str, Any]) -> list[Any]:
     return outgoing
 
 
+def outgoing(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Builds the list the SDKs and the ceiling start from, ahead of their cases."""
+    return {"events": len(_prepared(arguments))}
+
+
 def _freeze() -> None:
     """A collection, then a freeze: the inputs stay out of the garbage collector's way while
     the clock runs, as they would in a long-lived process that had held them for a while."""
@@ -257,6 +262,7 @@ def dataset(arguments: dict[str, Any]) -> dict[str, Any]:
 
 TASKS: dict[str, Task] = {
     "dataset": dataset,
+    "outgoing": outgoing,
     "ours": ours,
     "amplitude_sdk": amplitude_sdk,
     "mparticle_sdk": mparticle_sdk,

@@ -107,8 +107,5 @@ def day_outgoing(store: EventStore, integration: AnyIntegration, day: date) -> l
     outgoing: list[OutgoingEvent] = []
     for chunk in day_chunks(store, integration, day):
         if not chunk.selected.empty:
-            prepared = outgoing_events(store, repository, chunk, chunk.selected, day)
-            # `PreparedEvents` (its `.outgoing`), or the older `(outgoing, carried)` pair.
-            events = getattr(prepared, "outgoing", None)
-            outgoing.extend(events if events is not None else prepared[0])
+            outgoing += outgoing_events(store, repository, chunk, chunk.selected, day).outgoing
     return outgoing

@@ -75,6 +75,28 @@ def exactly_once(view: dict[str, Any], expected: int) -> bool:
     )
 
 
+def outgoing_cache(dataset: Dataset) -> Path:
+    """Where the list handed to the SDKs and the ceiling is kept beside the day's database; it
+    is computed by our code, so it is keyed by all of it."""
+    return dataset.path.parent / f"outgoing-{source_fingerprint(('',))}.pickle"
+
+
+def throughput_inputs(work: Path, events: int) -> Dataset:
+    """The throughput day and the SDKs' list, built ahead (by `prepare`), not inside a case."""
+    dataset = throughput_day(work, events)
+    cache = outgoing_cache(dataset)
+    if not cache.exists():
+        arguments = {
+            "api": "amplitude",
+            "database": str(dataset.path),
+            "day": dataset.info["day"],
+            "url": "http://127.0.0.1:9",  # nothing is sent: the list only needs an integration
+            "outgoing_cache": str(cache),
+        }
+        run_child("outgoing", arguments, timeout=max(600.0, events / 200))
+    return dataset
+
+
 def run_case(
     case: Case,
     dataset: Dataset,
@@ -98,8 +120,7 @@ def run_case(
         "max_in_flight": max_in_flight,
         "workers": 1 if case.sender == "ours_single" else workers,
         "timeout": timeout,
-        # The list handed to the SDKs and the ceiling, computed by our code: keyed by all of it.
-        "outgoing_cache": str(dataset.path.parent / f"outgoing-{source_fingerprint(('',))}.pickle"),
+        "outgoing_cache": str(outgoing_cache(dataset)),
     }
     if profile_dir is not None and case.task == "ours":
         profile_dir.mkdir(parents=True, exist_ok=True)
@@ -177,6 +198,7 @@ def throughput_rows(
     events: int,
     max_in_flight: int,
     workers: int = 1,
+    one_process: bool = False,
     profile_dir: Path | None = None,
     apis: tuple[Api, ...] = ("amplitude", "mparticle"),
 ) -> list[Row]:
@@ -189,7 +211,8 @@ def throughput_rows(
     scratch = work / "scratch"
     with EmulatorProcess(emulator_settings()) as emulator:
         for case in CASES:
-            if case.api not in apis or (case.sender == "ours_single" and workers == 1):
+            one_process_case = case.sender == "ours_single"
+            if case.api not in apis or (one_process_case and (workers == 1 or not one_process)):
                 continue
             reason = missing_sdk(case.api) if case.sender == "official" else None
             if reason is not None:

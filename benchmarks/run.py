@@ -25,8 +25,8 @@ from benchmarks.datasets import (
     large_day,
     prepare,
     rate_day,
-    throughput_day,
 )
+from benchmarks.delivery import throughput_inputs
 from benchmarks.report import Row, contention_note, render_table, skipped_row, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,6 +61,11 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=os.cpu_count() or 1,
         help="our sender's delivery.workers (processes per day; default: the machine's cores)",
+    )
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="also time our senders in one process, as the official SDKs run (about a minute)",
     )
     parser.add_argument(
         "--memory-events", type=int, default=1_000_000, help="events of the large day (item 6)"
@@ -174,7 +179,7 @@ def _datasets(options: argparse.Namespace, chosen: list[str]) -> list[Callable[[
         large += [partial(history_dataset, work, size) for size in sizes]
         small.append(partial(cohort_dataset, work, options.daily_users, options.history_days))
     if "delivery" in chosen:
-        small.append(partial(throughput_day, work, options.events))
+        small.append(partial(throughput_inputs, work, options.events))
     if "rate" in chosen:
         small += [partial(rate_day, work, rate, options.rate_seconds) for rate in options.rates]
     return large + small
@@ -207,6 +212,7 @@ def run(options: argparse.Namespace) -> list[Row]:
                 events=options.events,
                 max_in_flight=options.max_in_flight,
                 workers=options.workers,
+                one_process=options.one_process,
                 profile_dir=options.profile,
             ),
         )
