@@ -22,16 +22,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 import nami_pipelines
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
-from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.events.generator import PRODUCTION_APP_ID, generate_events
+from nami_pipelines.events.loader import LOAD_CHUNK_LINES
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.events.tables import nami_events
+from nami_pipelines.events.validation import validate_event
 from nami_pipelines.snapshots.daily import day_end, materialize_day
 from nami_pipelines.snapshots.repository import SnapshotRepository
 
@@ -193,12 +195,20 @@ def build_dataset(kind: str, parameters: dict[str, Any], folder: Path) -> dict[s
     }
 
 
-def _load(store: EventStore, ndjson: Path) -> int:
-    summary = load_ndjson_file(ndjson, store)
-    if summary.quarantined:
-        raise RuntimeError(f"{ndjson}: {summary.describe()} (generated events must all load)")
-    ndjson.unlink()
-    return summary.loaded
+def _load_generated(store: EventStore, *, users: int, days: int, start: date, seed: int) -> int:
+    """Generated events, validated and stored as the loader stores a file's lines, without the
+    file: writing a million lines and parsing them back was a third of a large build."""
+    now = datetime.now(UTC)
+    records = generate_events(users, days, start, seed)
+    loaded = 0
+    while chunk := [
+        validate_event(record, now=now) for record in islice(records, LOAD_CHUNK_LINES)
+    ]:
+        outcome = store.insert_events(chunk, source="generated", line_numbers=range(len(chunk)))
+        if outcome.conflicts or outcome.duplicates:
+            raise RuntimeError(f"generated events collided: {outcome}")
+        loaded += outcome.loaded
+    return loaded
 
 
 def _count(store: EventStore, *conditions: Any) -> int:
@@ -219,9 +229,9 @@ def _build_day(folder: Path, *, events: int, seed: int, day: str) -> dict[str, A
     while production < events:
         missing = events - production
         count = max(50, math.ceil(missing / PRODUCTION_EVENTS_PER_USER_DAY * 1.02))
-        ndjson = folder / f"cohort-{cohort}.ndjson"
-        write_events_ndjson(ndjson, users=count, days=1, start=one_day, seed=seed * 1000 + cohort)
-        loaded += _load(store, ndjson)
+        loaded += _load_generated(
+            store, users=count, days=1, start=one_day, seed=seed * 1000 + cohort
+        )
         users += count
         cohort += 1
         production = _count(store, *in_day)
@@ -264,9 +274,7 @@ def _build_history(
     first = date.fromisoformat(start)
     users = max(10, round(target / EVENTS_PER_USER_30_DAYS * 30 / max(days, 1)))
     store = EventStore(sqlite_url(folder / "events.sqlite"))
-    ndjson = folder / "events.ndjson"
-    write_events_ndjson(ndjson, users=users, days=days, start=first, seed=seed)
-    loaded = _load(store, ndjson)
+    loaded = _load_generated(store, users=users, days=days, start=first, seed=seed)
     store.engine.dispose()
     return {
         "last_day": (first + timedelta(days=days - 1)).isoformat(),
@@ -290,12 +298,13 @@ def _build_cohorts(
     store = EventStore(sqlite_url(folder / "events.sqlite"))
     loaded = 0
     for offset in range(days + COHORT_DAYS - 1):
-        part = folder / "cohort.ndjson"
-        start = first_cohort + timedelta(days=offset)
-        write_events_ndjson(
-            part, users=daily_users, days=COHORT_DAYS, start=start, seed=seed * 1000 + offset
+        loaded += _load_generated(
+            store,
+            users=daily_users,
+            days=COHORT_DAYS,
+            start=first_cohort + timedelta(days=offset),
+            seed=seed * 1000 + offset,
         )
-        loaded += _load(store, part)
     store.engine.dispose()
     return {"day_1": (first_cohort + timedelta(days=COHORT_DAYS - 1)).isoformat(), "events": loaded}
 

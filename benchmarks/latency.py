@@ -11,6 +11,7 @@ having accepted every event of the batch on both APIs. p50 and p95 are nearest-r
 loads (with few loads, p95 is the slowest one).
 """
 
+import contextlib
 import json
 import math
 import os
@@ -102,18 +103,22 @@ class _Dagster:
             )
 
     def stop(self) -> None:
-        """SIGTERM to the daemon's group (its code server and run workers), then SIGKILL."""
+        """SIGTERM to the daemon's group (its code server and run workers), then SIGKILL to
+        whatever of the group outlived the daemon (a code server it started while stopping)."""
         process, self.process = self.process, None
         if process is None:
             return
         group = os.getpgid(process.pid) if process.poll() is None else None
-        if group is not None:
-            os.killpg(group, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(group, signal.SIGKILL)
-                process.wait()
+        if group is None:
+            return
+        os.killpg(group, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
