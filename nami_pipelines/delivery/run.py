@@ -279,6 +279,7 @@ def current_snapshot(
     instant = pd.Timestamp(now)
     day_events = prepared.user_events
     until_now = day_events.events[day_events.events["occurred_at"] <= instant]
+    # The chunk's parse serves as is unless some event lies after `now` (a clock ahead of ours).
     state = advance_state(
         prepared.state_before, day_events if len(until_now) == len(day_events.events) else until_now
     )

@@ -11,11 +11,11 @@ from typing import Final
 from urllib.parse import quote_plus
 
 FORM_HEADERS: Final = {"Content-Type": "application/x-www-form-urlencoded"}
-# `%` first, so the escapes written afterwards are not escaped again.
-_ESCAPES: Final = tuple((char, f"%{ord(char):02X}") for char in "%!\"#$&'()*+,/:;<=>?@[\\]^`{|}")
-_NEEDS_STANDARD_QUOTING: Final = re.compile(
-    r"[^A-Za-z0-9_.~ \-" + re.escape("%!\"#$&'()*+,/:;<=>?@[\\]^`{|}") + "]"
-)
+# The printable ASCII characters `quote_plus` escapes (space aside), `%` first so that the
+# escapes written afterwards are not escaped again.
+_RESERVED: Final = "%!\"#$&'()*+,/:;<=>?@[\\]^`{|}"
+_ESCAPES: Final = tuple((char, f"%{ord(char):02X}") for char in _RESERVED)
+_NEEDS_STANDARD_QUOTING: Final = re.compile(r"[^A-Za-z0-9_.~ \-" + re.escape(_RESERVED) + "]")
 
 
 def form_encoded(fields: dict[str, str]) -> bytes:
