@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
         "--snapshot-sizes",
         type=_sizes,
         default=[100_000, 1_000_000],
-        help="events of the from-scratch snapshot sizes, e.g. 1e5,1e6,1e7 (item 4; 1e7 takes ~30 min to prepare)",
+        help="events of the from-scratch snapshot sizes, e.g. 1e5,1e6,1e7 (item 4; 1e7 takes ~20 min to prepare)",
     )
     parser.add_argument(
         "--large-day-events",
