@@ -108,10 +108,9 @@ class _Dagster:
         process, self.process = self.process, None
         if process is None:
             return
-        group = os.getpgid(process.pid) if process.poll() is None else None
-        if group is None:
-            return
-        os.killpg(group, signal.SIGTERM)
+        group = process.pid  # it leads a session of its own, so its group bears its id
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

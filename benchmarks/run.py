@@ -26,7 +26,7 @@ from benchmarks.datasets import (
     prepare,
     rate_day,
 )
-from benchmarks.delivery import throughput_inputs
+from benchmarks.delivery import memory_rows, throughput_inputs, throughput_rows
 from benchmarks.report import Row, contention_note, render_table, skipped_row, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -186,8 +186,6 @@ def _datasets(options: argparse.Namespace, chosen: list[str]) -> list[Callable[[
 
 
 def run(options: argparse.Namespace) -> list[Row]:
-    from benchmarks.delivery import memory_rows, throughput_rows
-
     work: Path = options.work_dir
     if options.fresh:
         shutil.rmtree(work, ignore_errors=True)

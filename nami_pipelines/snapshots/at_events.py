@@ -51,7 +51,7 @@ def attributes_at_events(
     the previous day); `events` must include every event of those users since then, so that
     devices seen earlier in the day count.
     """
-    split = events if isinstance(events, UsersEvents) else users_events(events)
+    split = users_events(events)
     events, user_events, parsed = split.events, split.user_events, split.parsed
     if user_events.empty:
         return {}

@@ -293,9 +293,12 @@ class UsersEvents:
     parsed: ParsedUserEvents
 
 
-def users_events(events: pd.DataFrame) -> UsersEvents:
+def users_events(events: pd.DataFrame | UsersEvents) -> UsersEvents:
     """Split and parse events (columns of `nami_events`) once for `advance_state` and
-    `attributes_at_events`; rows without a `nami_user_id` belong to no user and are dropped."""
+    `attributes_at_events`; rows without a `nami_user_id` belong to no user and are dropped.
+    Events already split are returned as they are."""
+    if isinstance(events, UsersEvents):
+        return events
     events = user_rows(events)
     user_events = events[events["event_type"].str.startswith(USER_EVENT_PREFIX)]
     return UsersEvents(events, user_events, parse_user_events(user_events))
@@ -307,7 +310,7 @@ def advance_state(state: SnapshotState, events: pd.DataFrame | UsersEvents) -> S
     The caller chooses which events count (e.g. those with `occurred_at` in a day); rows without
     a `nami_user_id` do not belong to any user's snapshot and are ignored.
     """
-    split = events if isinstance(events, UsersEvents) else users_events(events)
+    split = users_events(events)
     events, user_events, parsed = split.events, split.user_events, split.parsed
     if events.empty:
         return state

@@ -57,19 +57,22 @@ def test_a_429_at_the_present_pace_slows_down_but_one_sent_before_it_does_not():
     assert pacer.rate == 500  # never under half the stated rate
 
 
-def test_processes_sharing_a_project_each_pace_at_their_share():
+def _throttled_at_1000(share: float = 1.0) -> tuple[FakeClock, SendPacer]:
+    """A process with `share` of a project, told by a 429 that the project takes 1,000/s."""
     clock = FakeClock()
-    pacer = SendPacer(clock, clock.sleep, share=0.5)
+    pacer = SendPacer(clock, clock.sleep, share=share)
     pacer.wait_turn(100)
     pacer.throttled(1000, 100)
+    return clock, pacer
+
+
+def test_processes_sharing_a_project_each_pace_at_their_share():
+    _, pacer = _throttled_at_1000(share=0.5)
     assert pacer.rate == 475
 
 
 def test_a_process_with_a_share_takes_more_as_requests_are_accepted_and_gives_it_back():
-    clock = FakeClock()
-    pacer = SendPacer(clock, clock.sleep, share=0.5)
-    pacer.wait_turn(100)
-    pacer.throttled(1000, 100)
+    clock, pacer = _throttled_at_1000(share=0.5)
     assert pacer.rate == 475
     for _ in range(10):
         pacer.accepted()
@@ -84,10 +87,7 @@ def test_a_process_with_a_share_takes_more_as_requests_are_accepted_and_gives_it
 
 
 def test_a_lone_process_keeps_its_pace_when_requests_are_accepted():
-    clock = FakeClock()
-    pacer = SendPacer(clock, clock.sleep)
-    pacer.wait_turn(100)
-    pacer.throttled(1000, 100)
+    _, pacer = _throttled_at_1000()
     for _ in range(10):
         pacer.accepted()
     assert pacer.rate == 950
