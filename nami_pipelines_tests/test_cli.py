@@ -1,14 +1,14 @@
 """The command line as a user runs it: output lines, exit codes, one-line errors."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from nami_pipelines.cli import main
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES
+from nami_pipelines_tests.fixtures import SAMPLE_EVENTS
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "examples" / "nami_events.sample.ndjson"
+SAMPLE = SAMPLE_EVENTS
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from nami_pipelines.snapshots.attributes import (
     IN_TRIAL_PERIOD,
     UserAttributes,
 )
+from nami_pipelines_tests.fixtures import SAMPLE_EVENTS
 
 GOLDEN = Path(__file__).parent / "golden"
 SCHEMA_FILE = (
@@ -39,9 +40,9 @@ API_KEY = "amplitude-secret-key-0123456789"
 
 @cache
 def example_records() -> tuple[dict[str, Any], ...]:
-    """The 15 records of the shared example file, copied here (all 13 types, two platforms, a
-    user without an external id, sandbox events)."""
-    lines = (GOLDEN / "nami_events.sample.ndjson").read_text().splitlines()
+    """The 15 records of the sample file (all 13 types, two platforms, a user without an
+    external id, sandbox events)."""
+    lines = SAMPLE_EVENTS.read_text().splitlines()
     return tuple(json.loads(line) for line in lines if line.strip())
 
 

@@ -13,8 +13,9 @@ from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.events.tables import nami_events
 from nami_pipelines_tests.builders import EventLog
+from nami_pipelines_tests.fixtures import SAMPLE_EVENTS
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "examples" / "nami_events.sample.ndjson"
+SAMPLE = SAMPLE_EVENTS
 
 
 def good_record(event_id: str = "evt-good", **overrides) -> dict:
