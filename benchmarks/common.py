@@ -13,8 +13,8 @@ from nami_pipelines.config import AnyIntegration, parse_integrations
 from nami_pipelines.delivery.run import day_chunks, outgoing_events
 from nami_pipelines.destinations.outgoing import OutgoingEvent
 from nami_pipelines.emulators import EmulatorSettings
-from nami_pipelines.events.generator import PRODUCTION_APP_ID
 from nami_pipelines.events.store import EventStore
+from nami_pipelines.samples import PRODUCTION_APP_ID
 from nami_pipelines.snapshots.repository import SnapshotRepository
 
 Api = Literal["amplitude", "mparticle"]

@@ -29,11 +29,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 import nami_pipelines
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, generate_events
 from nami_pipelines.events.loader import LOAD_CHUNK_LINES
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.events.tables import nami_events
 from nami_pipelines.events.validation import validate_event
+from nami_pipelines.samples import PRODUCTION_APP_ID, generate_events
 from nami_pipelines.snapshots.daily import day_end, materialize_day
 from nami_pipelines.snapshots.repository import SnapshotRepository
 

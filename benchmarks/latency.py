@@ -39,9 +39,9 @@ from benchmarks.datasets import PRODUCTION_EVENTS_PER_USER_DAY, sqlite_url, yest
 from benchmarks.delivery import received
 from benchmarks.report import Row, skipped_row
 from nami_pipelines.emulators import EmulatorProcess
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.events.store import EventStore
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 
 SECTION = "5 latency"
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nami_pipelines.events.generator import write_events_ndjson
 from nami_pipelines.events.loader import LoadSummary, load_ndjson_file
 from nami_pipelines.events.store import EventStore
+from nami_pipelines.samples import write_events_ndjson
 from nami_pipelines.settings import events_db_url
 from nami_pipelines.snapshots.compute import snapshot_from_store
 

@@ -19,9 +19,9 @@ from nami_pipelines.defs.snapshots.assets import user_attribute_snapshots
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.destinations.outcomes import ACCEPTED
 from nami_pipelines.emulators import EmulatorProcess, EmulatorSettings
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.events.loader import LoadSummary
 from nami_pipelines.events.store import EventStore
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.settings import data_dir, events_db_url
 
 DEMO_SECRETS = {

@@ -76,7 +76,7 @@ def configured(cli_database, tmp_path, monkeypatch, fresh_emulator, credentials_
 
     import yaml
 
-    from nami_pipelines.events.generator import PRODUCTION_APP_ID
+    from nami_pipelines.samples import PRODUCTION_APP_ID
     from nami_pipelines_tests.conftest import integrations_document
 
     start = datetime.now(UTC).date() - timedelta(days=3)

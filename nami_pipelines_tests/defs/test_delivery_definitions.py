@@ -16,8 +16,8 @@ from nami_pipelines.defs.delivery.partitions import delivery_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.destinations.outcomes import ACCEPTED
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines_tests.builders import EventLog
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 

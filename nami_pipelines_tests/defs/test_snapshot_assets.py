@@ -11,8 +11,8 @@ from nami_pipelines.defs.snapshots.assets import (
     daily_snapshots_schedule,
     user_attribute_snapshots,
 )
-from nami_pipelines.events.generator import write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import write_events_ndjson
 from nami_pipelines.snapshots.repository import SnapshotRepository
 
 START = date(2026, 2, 1)

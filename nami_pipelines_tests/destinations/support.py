@@ -12,9 +12,9 @@ import nami_pipelines
 from nami_pipelines.config import AmplitudeIntegration, MParticleIntegration
 from nami_pipelines.destinations.outgoing import OutgoingEvent
 from nami_pipelines.event_types import is_user_event
-from nami_pipelines.events.generator import generate_events
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.events.validation import validate_event
+from nami_pipelines.samples import generate_events
 from nami_pipelines.snapshots.attributes import (
     ACTIVE_ENTITLEMENTS,
     ACTIVE_SKUS,

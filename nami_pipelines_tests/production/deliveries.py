@@ -18,9 +18,9 @@ from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
 from nami_pipelines.delivery.run import selects
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED
 from nami_pipelines.emulators import EmulatorClient
-from nami_pipelines.events.generator import write_events_ndjson
 from nami_pipelines.events.loader import LoadSummary, load_ndjson_file
 from nami_pipelines.events.store import EventStore
+from nami_pipelines.samples import write_events_ndjson
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
 
 

@@ -22,8 +22,8 @@ import yaml
 
 from nami_pipelines.config import AnyIntegration, parse_integrations
 from nami_pipelines.emulators import EmulatorProcess, EmulatorSettings
-from nami_pipelines.events.generator import PRODUCTION_APP_ID
 from nami_pipelines.events.store import EventStore
+from nami_pipelines.samples import PRODUCTION_APP_ID
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 from nami_pipelines_tests.production.graphql import DagsterGraphQL
 from nami_pipelines_tests.production.processes import ManagedProcess, free_port, wait_until

@@ -10,8 +10,8 @@ from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.delivery.run import deliver_day
 from nami_pipelines.destinations.http import RetryPolicy
 from nami_pipelines.destinations.outcomes import ACCEPTED
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, generate_events
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import PRODUCTION_APP_ID, generate_events
 from nami_pipelines.snapshots.repository import SnapshotRepository
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 from nami_pipelines_tests.events.test_loader import BAD_LINES

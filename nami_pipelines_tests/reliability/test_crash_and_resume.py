@@ -13,8 +13,8 @@ import yaml
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
 from nami_pipelines.destinations.outcomes import ACCEPTED
 from nami_pipelines.emulators import FaultRule
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines_tests.conftest import MPARTICLE_KEYS, integrations_document
 
 BIN = Path(sys.executable).parent

@@ -16,8 +16,8 @@ from nami_pipelines.delivery.run import deliver_day, selects
 from nami_pipelines.destinations.http import RetryPolicy
 from nami_pipelines.destinations.outcomes import ACCEPTED, SKIPPED
 from nami_pipelines.emulators import FaultRule
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.snapshots.repository import SnapshotRepository
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 

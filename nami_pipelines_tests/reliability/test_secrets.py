@@ -13,8 +13,8 @@ from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
 from nami_pipelines.defs.delivery.partitions import delivery_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.emulators import FaultRule
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines_tests.conftest import integrations_document
 
 REFUSED_KEY = "refused-amplitude-key-31c9"

@@ -5,7 +5,7 @@ from datetime import date
 
 import pandas as pd
 
-from nami_pipelines.events.generator import generate_events
+from nami_pipelines.samples import generate_events
 from nami_pipelines.snapshots.at_events import attributes_at_events
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES
 from nami_pipelines.snapshots.compute import compute_snapshot, state_from_chunks

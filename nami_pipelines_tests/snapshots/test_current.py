@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
-from nami_pipelines.events.generator import write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import write_events_ndjson
 from nami_pipelines.snapshots.compute import snapshot_from_store
 from nami_pipelines.snapshots.current import state_of_users_at
 from nami_pipelines.snapshots.daily import day_end, materialize_day

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from nami_pipelines.events.generator import generate_events
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.samples import generate_events
 from nami_pipelines.snapshots.compute import snapshot_from_store
 from nami_pipelines.snapshots.daily import (
     MODE_FROM_SCRATCH,

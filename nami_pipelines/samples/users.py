@@ -1,42 +1,36 @@
-"""Realistic, deterministic sample Nami events (SPEC §1) for demos, tests and load runs.
+"""One sample user's life in the app: who they are, their sessions, paywalls and purchases.
 
-Each user is generated on its own from a random stream seeded by the run seed and the user's
-index, and written before the next one starts: memory stays flat whatever the number of users, the
-same arguments always give the same bytes, and user N looks the same whether 10 or 100,000 users
-are generated. A user's events come out in time order; users follow each other in index order.
+A user is drawn from their own random stream before anything happens (app, environment, market,
+identity, devices), then walked session by session; a purchase hands over to the subscription
+journey (`journeys.py`). Everything is collected as records and sorted by time at the end.
 """
 
-import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, Final
 
-from tqdm import tqdm
-
 from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION
-from nami_pipelines.events.journeys import (
+from nami_pipelines.samples.catalogue import (
+    APP_PLATFORM_IDS,
+    BROWSING_PAYWALLS,
+    FEATURE_GATE,
+    INTRO_OFFER,
     MARKET_WEIGHTS,
     MARKETS,
+    ONBOARDING,
+    PRODUCTION_APP_ID,
+    SETTINGS,
     SKUS,
+    STAGING_APP_ID,
+    TRIAL_OFFER,
+    WINBACK,
     Market,
-    Subscription,
-    TransactionStep,
-    UserStep,
+    Paywall,
 )
-
-PRODUCTION_APP_ID: Final = "a7e1c5f0-2d3b-4c6a-9e8f-1b2c3d4e5f60"
-STAGING_APP_ID: Final = "5b3f9d21-7c4e-4f8a-a6d0-2e9c1b7a4f35"
-PLATFORMS: Final = ("apple", "google")
-APP_PLATFORM_IDS: Final[dict[tuple[str, str], str]] = {
-    (PRODUCTION_APP_ID, "apple"): "8d0f2b8e-1c1f-4a53-9d43-3f0a5b1c2e11",
-    (PRODUCTION_APP_ID, "google"): "c3a9e7d2-6b4f-4e8a-b1d2-7f6e5d4c3b22",
-    (STAGING_APP_ID, "apple"): "e6c2a8f4-3d1b-4a7e-9f05-8b4d2c6e1a93",
-    (STAGING_APP_ID, "google"): "f19d7b3c-8e2a-4c65-b0f4-6a3e9d1c5b74",
-}
+from nami_pipelines.samples.ids import EventIds, uuid4_string
+from nami_pipelines.samples.journeys import Subscription, TransactionStep, UserStep
 
 # Who the users are.
 STAGING_APP_SHARE = 0.08
@@ -72,50 +66,12 @@ WINBACK_SHARE = 0.5  # of paywalls shown to users whose subscription ended
 UNKNOWN_INITIATOR_SHARE = 0.05  # older SDKs do not report who opened the paywall
 
 
-@dataclass(frozen=True, slots=True)
-class Paywall:
-    """A paywall as the Control Center defines it, with its screen name on each platform."""
-
-    developer_paywall_id: str
-    name: str
-    cta_type: str
-    initiator: str
-    controller_names: dict[str, str]
-
-
-def _paywall(pid: str, name: str, cta: str, initiator: str, screen: str) -> Paywall:
-    """iOS screens are view controllers, Android screens activities, named after the screen."""
-    return Paywall(
-        pid,
-        name,
-        cta,
-        initiator,
-        {"apple": f"{screen}ViewController", "google": f"{screen}Activity"},
-    )
-
-
-ONBOARDING = _paywall("onboarding_v3", "Onboarding paywall", "button", "nami_rules", "Onboarding")
-FEATURE_GATE = _paywall("feature_gate_export", "Export feature gate", "button", "user", "Export")
-SETTINGS = _paywall("settings_upgrade", "Settings upgrade", "link", "user", "Settings")
-TRIAL_OFFER = _paywall("trial_7d", "7-day free trial", "button", "nami_ml", "TrialOffer")
-INTRO_OFFER = _paywall("intro_offer_50", "Intro offer: 50% off", "banner", "nami_ml", "IntroOffer")
-WINBACK = _paywall("winback_spring", "Win-back offer", "deeplink", "nami_rules", "Winback")
-PAYWALLS: Final = (ONBOARDING, FEATURE_GATE, SETTINGS, TRIAL_OFFER, INTRO_OFFER, WINBACK)
-BROWSING_PAYWALLS: Final = (FEATURE_GATE, SETTINGS, TRIAL_OFFER, INTRO_OFFER)
 PURCHASE_PAYWALLS: Final[dict[str, tuple[Paywall, ...]]] = {
     "trial_converts": (TRIAL_OFFER, ONBOARDING),
     "trial_lapses": (TRIAL_OFFER, ONBOARDING),
     "paid": (FEATURE_GATE, SETTINGS, ONBOARDING),
     "intro": (INTRO_OFFER,),
 }
-
-
-def uuid4_string(rng: random.Random) -> str:
-    """A version-4 UUID from `rng`: reproducible, and cheaper than building `uuid.UUID` objects."""
-    bits = rng.getrandbits(128)
-    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    h = f"{bits:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _MINUTE = timedelta(minutes=1)
@@ -163,13 +119,14 @@ class _User:
         return tuple(device for device in self.devices if device.first_seen <= at)
 
 
-class _UserRun:
+class UserRun:
     """Everything one user does in the window, collected as records to sort by time."""
 
     def __init__(self, rng: random.Random, window: tuple[datetime, datetime]) -> None:
         self._rng = rng
         self._window = window
         self._events: list[tuple[datetime, int, dict[str, Any]]] = []
+        self._event_ids = EventIds()
         # The subscription's access window, once there is one: paywalls are rarely shown inside it.
         self._entitled_from: datetime | None = None
         self._lost_at: datetime | None = None
@@ -339,9 +296,7 @@ class _UserRun:
     def _impression(self, at: datetime, device: _Device, paywall: Paywall) -> str:
         """A paywall shown on a device; returns its id for the purchase it may lead to."""
         initiator = "unknown" if self._rng.random() < UNKNOWN_INITIATOR_SHARE else paywall.initiator
-        event_id = uuid4_string(self._rng)
         payload = {
-            "id": event_id,  # Nami's impression id is the event's id
             "developer_paywall_id": paywall.developer_paywall_id,
             "name": paywall.name,
             "cta_type": paywall.cta_type,
@@ -349,8 +304,10 @@ class _UserRun:
             "initiator": initiator,
             "app_env": self._user.environment,
         }
-        self._add(at, DEVICE_IMPRESSION, device, device.device_id, payload, event_id)
-        return event_id
+        record = self._add(at, DEVICE_IMPRESSION, device, device.device_id, payload)
+        # Nami's impression id is the event's id.
+        record["payload"] = {"id": record["event_id"], **payload}
+        return record["event_id"]
 
     def _add_user_event(self, step: UserStep, device: _Device) -> None:
         """A `user.*` record: the journey's state plus what Nami knows of the user by then."""
@@ -371,12 +328,11 @@ class _UserRun:
         device: _Device,
         device_id: str | None,
         payload: dict[str, Any],
-        event_id: str | None = None,
-    ) -> None:
-        """One record in the SPEC §1 layout; `device_id` is only set on `device.*` events."""
+    ) -> dict[str, Any]:
+        """One record in the input layout of docs/input.md, its id derived from its content;
+        `device_id` is only set on `device.*` events."""
         user = self._user
-        record = {
-            "event_id": event_id or uuid4_string(self._rng),
+        content = {
             "event_type": event_type,
             "occurred_at": at.isoformat(),
             "app_id": user.app_id,
@@ -388,61 +344,12 @@ class _UserRun:
             "environment": user.environment,
             "payload": payload,
         }
+        record = {"event_id": self._event_ids.id_for(content), **content}
         self._events.append((at, len(self._events), record))
+        return record
 
 
 def _moment_between(rng: random.Random, earliest: datetime, end: datetime) -> datetime:
     """A whole second in [earliest, end); `earliest` itself when that range is empty."""
     span = int((end - earliest).total_seconds())
     return earliest + timedelta(seconds=rng.randrange(span)) if span > 0 else earliest
-
-
-def _window(start: date, days: int) -> tuple[datetime, datetime]:
-    """[start, start + days) in UTC: every event falls inside it."""
-    begin = datetime.combine(start, time(), tzinfo=UTC)
-    return begin, begin + timedelta(days=days)
-
-
-def _check_arguments(users: int, days: int) -> None:
-    """Refuse nonsense up front, with a message the command line can print as is."""
-    if users < 0:
-        raise ValueError(f"users must be 0 or more, got {users}")
-    if days < 1:
-        raise ValueError(f"days must be 1 or more, got {days}")
-
-
-def _user_records(seed: int, index: int, window: tuple[datetime, datetime]) -> list[dict[str, Any]]:
-    """One user's records from their own stream, so users are independent of each other."""
-    return _UserRun(random.Random(f"{seed}:{index}"), window).records()
-
-
-def generate_events(users: int, days: int, start: date, seed: int) -> Iterator[dict[str, Any]]:
-    """Sample events of `users` users over `days` days from `start` (UTC), user after user.
-
-    Bad arguments fail here, not at the first `next()`. Records are fresh dicts per call.
-    """
-    _check_arguments(users, days)
-    window = _window(start, days)
-    return (record for index in range(users) for record in _user_records(seed, index, window))
-
-
-def write_events_ndjson(
-    path: Path,
-    users: int,
-    days: int,
-    start: date,
-    seed: int,
-    show_progress: bool = False,
-) -> int:
-    """Write `generate_events(...)` as NDJSON to `path`; returns how many events were written."""
-    _check_arguments(users, days)
-    window = _window(start, days)
-    encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-    count = 0
-    with Path(path).open("w", encoding="utf-8", newline="\n") as out:
-        for index in tqdm(range(users), unit="user", disable=not show_progress):
-            records = _user_records(seed, index, window)
-            if records:
-                out.write("\n".join(map(encode, records)) + "\n")
-            count += len(records)
-    return count

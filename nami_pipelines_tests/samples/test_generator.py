@@ -22,17 +22,17 @@ from nami_pipelines.event_types import (
     SENDABLE_EVENT_TYPES,
     is_user_event,
 )
-from nami_pipelines.events.generator import (
+from nami_pipelines.events.validation import validate_event
+from nami_pipelines.samples import (
     APP_PLATFORM_IDS,
     PAYWALLS,
     PLATFORMS,
     PRODUCTION_APP_ID,
+    SKUS,
     STAGING_APP_ID,
     generate_events,
     write_events_ndjson,
 )
-from nami_pipelines.events.journeys import SKUS
-from nami_pipelines.events.validation import validate_event
 
 START = date(2026, 2, 1)
 DAYS = 30

@@ -1,4 +1,4 @@
-"""Subscription journeys for the sample-event generator: the sku catalogue and its state machine.
+"""Subscription journeys for the sample-event generator: a subscription's state machine.
 
 A journey is walked forward in time the way a store would bill it (trial, intro price, renewals,
 billing retry, pause, cancellation, expiry), and every state change is recorded as the `user.*`
@@ -8,22 +8,19 @@ journey consistent by construction: each event is a snapshot of one state that o
 changes.
 """
 
-import calendar
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from nami_pipelines.event_types import JOURNEY_STATE_FLAGS, KNOWN_EVENT_TYPES
+from nami_pipelines.samples.catalogue import Market, Sku
 
 ENTITLEMENT_REF_ID = "premium"
 TRIAL_LENGTH = timedelta(days=7)
 # Transactions are seen by the SDK first; Nami's user.* events follow a second later (as in the
-# example file), so a transaction always sorts before the state change it caused.
+# sample file), so a transaction always sorts before the state change it caused.
 USER_EVENT_LAG = timedelta(seconds=1)
-
-# The seven `customer_journey_state` booleans, in the order Nami's payloads list them.
 
 
 def _known(event_type: str) -> str:
@@ -61,91 +58,6 @@ EXPIRED_EVENT_MISSING_RATE = 0.15  # a cancelled sub sometimes lapses without an
 PAUSE_LENGTHS_DAYS = (7, 14, 30, 60)  # what Google Play offers, up to two months
 PAUSE_LENGTH_WEIGHTS = (50, 25, 15, 10)
 EARLY_RESUME_SHARE = 0.3  # subscribers may resume before the pause they chose ends
-
-
-@dataclass(frozen=True, slots=True)
-class Market:
-    """Where a user buys: decides the currency and the locale reported on transactions."""
-
-    country: str
-    currency: str
-    language: str
-
-    def locale(self, platform: str) -> str:
-        """StoreKit appends the storefront currency to the locale; Google Play does not."""
-        if platform == "apple":
-            return f"{self.language}@currency={self.currency}"
-        return self.language
-
-
-MARKETS: tuple[Market, ...] = (
-    Market("US", "USD", "en_US"),
-    Market("GB", "GBP", "en_GB"),
-    Market("DE", "EUR", "de_DE"),
-    Market("FR", "EUR", "fr_FR"),
-)
-MARKET_WEIGHTS: tuple[int, ...] = (55, 15, 18, 12)
-
-
-@dataclass(frozen=True, slots=True)
-class Sku:
-    """A subscription product: billing interval and its price in each currency."""
-
-    ref_id: str
-    interval: str
-    interval_count: int
-    prices: Mapping[str, float]
-    intro_prices: Mapping[str, float]
-    intro_periods: int  # how many billing periods the introductory price lasts
-
-    def price(self, currency: str, intro: bool) -> float:
-        """What one period costs; the introductory price only while the offer lasts."""
-        return (self.intro_prices if intro else self.prices)[currency]
-
-    def renewal_after(self, at: datetime) -> datetime:
-        """The next billing date: calendar months for monthly and annual skus, as stores do."""
-        if self.interval == "week":
-            return at + timedelta(weeks=self.interval_count)
-        months = self.interval_count * (12 if self.interval == "year" else 1)
-        return add_months(at, months)
-
-
-SKUS: dict[str, Sku] = {
-    sku.ref_id: sku
-    for sku in (
-        Sku(
-            "premium_weekly",
-            "week",
-            1,
-            {"USD": 2.99, "EUR": 2.99, "GBP": 2.49},
-            {"USD": 0.99, "EUR": 0.99, "GBP": 0.99},
-            4,
-        ),
-        Sku(
-            "premium_monthly",
-            "month",
-            1,
-            {"USD": 9.99, "EUR": 9.99, "GBP": 8.99},
-            {"USD": 4.99, "EUR": 4.99, "GBP": 3.99},
-            1,
-        ),
-        Sku(
-            "premium_annual",
-            "year",
-            1,
-            {"USD": 59.99, "EUR": 59.99, "GBP": 49.99},
-            {"USD": 29.99, "EUR": 29.99, "GBP": 24.99},
-            1,
-        ),
-    )
-}
-
-
-def add_months(at: datetime, months: int) -> datetime:
-    """`at` plus whole calendar months, the day clamped to the month's end (Jan 31 -> Feb 28)."""
-    index = at.month - 1 + months
-    year, month = at.year + index // 12, index % 12 + 1
-    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
 
 
 def grace_length(platform: str, sku: Sku) -> timedelta:
