@@ -2,9 +2,10 @@
 
 Each SDK starts from the list `deliver_day` would map (events with their attributes, built before
 the clock starts) and does its own mapping into its own event objects, kept as simple as the
-SPEC mapping allows: the same event names, ids, times, identities, custom attributes, revenue
-and `namiml_*` attributes, so requests carry the same data. What the SDKs do not do (the ledger,
-reading the database, the attribute lookup) is not asked of them.
+documented mapping allows (docs/mparticle.md, docs/amplitude.md): the same event names, ids, times,
+identities, custom attributes, revenue and `namiml_*` attributes, so requests carry the same data.
+What the SDKs do not do (the ledger, reading the database, the attribute lookup) is not asked of
+them.
 
 Both SDKs are optional (the `bench` extra); `missing_sdk` says which one is absent and how to
 install it, and the case is reported as skipped.
@@ -77,7 +78,8 @@ def amplitude_flush_size(outgoing: Sequence[OutgoingEvent], sample: int = 2000) 
 
 
 def amplitude_sdk_event(item: OutgoingEvent) -> Any:
-    """One event as the Amplitude SDK's `BaseEvent` (SPEC §5 fields, Nami user id as user id)."""
+    """One event as the Amplitude SDK's `BaseEvent` (docs/amplitude.md fields, Nami user id as
+    user id)."""
     from amplitude import BaseEvent
 
     event = item.event
@@ -171,7 +173,7 @@ def _text(value: Any) -> str:
 
 
 def mparticle_sdk_event(item: OutgoingEvent) -> Any:
-    """One event as the mParticle SDK's `AppEvent` or `CommerceEvent` (SPEC §4 fields)."""
+    """One event as the mParticle SDK's `AppEvent` or `CommerceEvent` (docs/mparticle.md fields)."""
     import mparticle
 
     event = item.event

@@ -1,4 +1,4 @@
-"""`nami-pipelines`: set-up, trying things, scripting and debugging (SPEC §8).
+"""`nami-pipelines`: set-up, trying things, scripting and debugging.
 
 Every command prints a one-line error and exits non-zero on bad input; nothing here holds logic
 of its own beyond parsing arguments and printing.

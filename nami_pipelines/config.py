@@ -1,4 +1,4 @@
-"""Integrations configuration (SPEC §6): a YAML file into typed, validated models.
+"""Integrations configuration (docs/configuration.md): a YAML file into typed, validated models.
 
 A configuration holds environment variable *names* for credentials, never the secrets; secrets are
 read from the environment only when a request is signed. Any problem fails at load with a message
@@ -120,7 +120,7 @@ class MParticleIntegration(_IntegrationBase):
     base_url: str | None = None
     credentials: MParticleCredentials
     customer_id: IdChoice = "external_id"
-    # The schema's identity slot the workspace registered for the Nami user id (SPEC §4).
+    # The schema's identity slot the workspace registered for the Nami user id (docs/mparticle.md).
     partner_identity: Literal["other", "other_id_2", "other_id_3", "other_id_4"] | None = None
     historical_after_days: int = Field(default=30, ge=1, le=3650)
 

@@ -1,4 +1,4 @@
-"""The one definition of the Nami event types this project knows and sends (SPEC §3)."""
+"""The one definition of the Nami event types this project knows and sends (docs/input.md)."""
 
 from typing import Final
 

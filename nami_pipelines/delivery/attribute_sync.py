@@ -1,5 +1,5 @@
 """Attribute changes that no event carries: an entitlement that expires on its own changes the
-user's `namiml_*` attributes, and the profile must follow (SPEC §2)."""
+user's `namiml_*` attributes, and the profile must follow (docs/attributes.md)."""
 
 import uuid
 from datetime import datetime

@@ -416,9 +416,9 @@ def _bring_profiles_current(
     now: datetime,
 ) -> None:
     """After a chunk's events, send attribute-only updates where a profile does not yet hold
-    the user's current attributes (profiles never move backwards, SPEC §7). The snapshot is
-    computed while the chunk's outcomes are still being written; what the profiles hold is read
-    once they are."""
+    the user's current attributes (profiles never move backwards, docs/guarantees.md). The
+    snapshot is computed while the chunk's outcomes are still being written; what the profiles
+    hold is read once they are."""
     contacts = chunk_contacts(to_send)
     users = contacts[USER].tolist()
     if not users:
@@ -473,7 +473,7 @@ def sync_attributes(
     worker: str,
 ) -> None:
     """Send attribute-only updates to users whose attributes at `at` differ from what this
-    integration last sent them (profiles never move backwards, SPEC §7)."""
+    integration last sent them (profiles never move backwards, docs/guarantees.md)."""
     targets, current = attribute_targets(
         store=store,
         repository=repository,

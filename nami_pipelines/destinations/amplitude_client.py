@@ -1,5 +1,5 @@
 """Sends to one Amplitude project: HTTP V2 (or the Batch API for backfills) for events, the
-Identify API for attribute-only updates, and what each response means (SPEC §5)."""
+Identify API for attribute-only updates, and what each response means (docs/amplitude.md)."""
 
 import json
 from collections.abc import Iterator, Sequence
@@ -129,7 +129,7 @@ class AmplitudeClient:
         return response.status == 400 and "invalid api key" in error.lower()
 
     def handle(self, request: EventsRequest, response: HttpResponse) -> Handling[EventsRequest]:
-        """The meaning of one HTTP V2 / Batch API response (SPEC §5)."""
+        """The meaning of one HTTP V2 / Batch API response (docs/amplitude.md)."""
         status = response.status
         ids = request.event_ids
         if status == 200:

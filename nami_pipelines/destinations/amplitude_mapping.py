@@ -1,5 +1,5 @@
 """Nami events as Amplitude HTTP V2 events, attribute updates as Identify API identifications
-(SPEC §5).
+(docs/amplitude.md).
 
 Amplitude needs a user id or a device id on every event; ids shorter than the project's minimum
 are dropped from the event, as Amplitude itself would, and an event left with neither is skipped

@@ -1,4 +1,5 @@
-"""The APIs' size limits (SPEC §4, §5) and the trimming both mappings apply to stay inside them.
+"""The APIs' size limits (docs/mparticle.md, docs/amplitude.md) and the trimming both mappings
+apply to stay inside them.
 
 Values are trimmed rather than refused: one over-long paywall name must not cost the event, and
 the receiving APIs truncate anyway; trimming here makes what is sent, and recorded, exact.
@@ -12,7 +13,7 @@ from typing import Any, Final
 
 import orjson
 
-# mParticle Events API (SPEC §4).
+# mParticle Events API (docs/mparticle.md).
 MPARTICLE_MAX_BATCHES_PER_REQUEST: Final = 100
 MPARTICLE_MAX_REQUEST_BYTES: Final = 256_000
 MPARTICLE_MAX_BATCH_BYTES: Final = 128_000
@@ -20,7 +21,7 @@ MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS: Final = 4096
 MPARTICLE_MAX_LIST_ENTRIES: Final = 1000
 MPARTICLE_MAX_LIST_ENTRY_CHARS: Final = 512
 
-# Amplitude HTTP V2 API (SPEC §5).
+# Amplitude HTTP V2 API (docs/amplitude.md).
 AMPLITUDE_MAX_EVENTS_PER_REQUEST: Final = 2000
 AMPLITUDE_MAX_REQUEST_BYTES: Final = 1_000_000
 AMPLITUDE_MAX_PROPERTY_CHARS: Final = 1024
@@ -71,7 +72,7 @@ def as_text(value: Any) -> str:
 
 def trim_list(values: Iterable[Any], max_entries: int, max_chars: int) -> list[str]:
     """A list attribute as strings: at most `max_entries`, each at most `max_chars`. The lists
-    are sorted (SPEC §2), so the kept entries are always the same ones."""
+    are sorted (docs/attributes.md), so the kept entries are always the same ones."""
     if type(values) is list and len(values) <= max_entries:
         # The usual case, checked without a generator (this runs for every list of every event):
         # nothing to convert or cut.

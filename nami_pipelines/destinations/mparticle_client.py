@@ -1,5 +1,5 @@
 """Sends to one mParticle input feed: maps, packs bulk requests, and says what each response
-means (SPEC §4). Retrying, concurrency and giving up are the dispatcher's job."""
+means (docs/mparticle.md). Retrying, concurrency and giving up are the dispatcher's job."""
 
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -89,7 +89,7 @@ class MParticleClient:
         )
 
     def handle(self, request: BulkRequest, response: HttpResponse) -> Handling[BulkRequest]:
-        """The meaning of one response for the events of one bulk request (SPEC §4)."""
+        """The meaning of one response for the events of one bulk request (docs/mparticle.md)."""
         status = response.status
         if status in (200, 202):
             return Handling(

@@ -1,4 +1,4 @@
-"""Nami events and attribute updates as mParticle Events API batches (SPEC §4).
+"""Nami events and attribute updates as mParticle Events API batches (docs/mparticle.md).
 
 A batch is one user in one environment. A user's events are cut into batches that each end at a
 `user.*` event and carry `user_attributes` as of it, because mParticle applies a batch's
@@ -117,7 +117,7 @@ def build_mparticle_batches(
 def build_mparticle_attribute_batch(
     target: AttributeUpdateTarget, integration: MParticleIntegration
 ) -> MParticleBatch | Skipped:
-    """An attribute update: a batch with `user_attributes` and no events (SPEC §4)."""
+    """An attribute update: a batch with `user_attributes` and no events (docs/mparticle.md)."""
     if sandbox_dropped(target.environment, integration.sandbox):
         return Skipped(None, target.nami_user_id, SANDBOX_DROPPED_REASON)
     customer_id = _customer_id(integration, target.external_id, target.nami_user_id)
@@ -136,7 +136,7 @@ def build_mparticle_attribute_batch(
 
 def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | list[str]]:
     """The `namiml_*` attributes as mParticle takes them: lists of strings within its list
-    limits, flags as the strings "true"/"false" (SPEC §4)."""
+    limits, flags as the strings "true"/"false" (docs/mparticle.md)."""
     mapped: dict[str, str | list[str]] = {}
     for name in ATTRIBUTE_NAMES:
         value = attributes.get(name)
@@ -274,7 +274,7 @@ def _attribute_value(value: Any) -> str:
 
 
 def mparticle_event(event: NamiEvent, integration: MParticleIntegration) -> dict[str, Any]:
-    """One Nami event as an mParticle event (SPEC §4 mapping; renames override the name)."""
+    """One Nami event as an mParticle event (docs/mparticle.md; renames override the name)."""
     data: dict[str, Any] = {
         "source_message_id": message_id(event.event_id),
         "timestamp_unixtime_ms": epoch_ms(event.occurred_at),

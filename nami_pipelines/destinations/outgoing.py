@@ -1,8 +1,9 @@
-"""What both mappings take in and give back, and what SPEC says about an event for both APIs.
+"""What both mappings take in and give back, and what the docs say about an event for both APIs.
 
 Delivery hands the mappings `OutgoingEvent`s (an event with the user's attributes as of it) and
 `AttributeUpdateTarget`s (attributes to send with no event); whatever cannot be sent comes back
-as a `Skipped` with a reason a person can act on, so nothing selected is lost silently (SPEC §7).
+as a `Skipped` with a reason a person can act on, so nothing selected is lost silently
+(docs/guarantees.md).
 """
 
 from collections.abc import Callable
@@ -24,7 +25,7 @@ _MILLISECOND: Final = timedelta(milliseconds=1)
 @dataclass(frozen=True, slots=True)
 class OutgoingEvent:
     """One event to send; `attributes` are the user's `namiml_*` as of this event for `user.*`
-    events (SPEC §3) and None for device events, which carry no attributes."""
+    events (docs/attributes.md) and None for device events, which carry no attributes."""
 
     event: NamiEvent
     attributes: UserAttributes | None = None
@@ -41,7 +42,7 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class AttributeUpdateTarget:
-    """A user's attributes to send on their own (SPEC §2 "attribute update").
+    """A user's attributes to send on their own (an "attribute update", docs/attributes.md).
 
     `as_of` is the snapshot instant the attributes hold at. mParticle deduplicates on the
     batch's `source_request_id`, which is derived from it: give it, or an update back to an
@@ -94,8 +95,8 @@ def sandbox_dropped(event_environment: str, sandbox_option: str) -> bool:
 
 SANDBOX_DROPPED_REASON: Final = "sandbox environment and the integration is set to sandbox: drop"
 
-# SPEC §4: the custom attributes per kind of event, sent to both APIs ("the same attributes as
-# for mParticle", SPEC §5). Each entry: (attribute name, payload field it comes from).
+# The custom attributes per kind of event, sent to both APIs (docs/mparticle.md and
+# docs/amplitude.md list the same ones). Each entry: (attribute name, payload field it comes from).
 _IMPRESSION_FIELDS: Final = (
     ("app_env", "app_env"),
     ("controller_name", "controller_name"),
@@ -119,8 +120,8 @@ _TRANSACTION_FIELDS: Final = (
 
 
 def event_attributes(event: NamiEvent, convert: Callable[[Any], Any]) -> dict[str, Any]:
-    """The SPEC §4 custom attributes of `event`, each value passed through `convert` (the
-    receiving API's typing and trimming); absent and null values are left out."""
+    """The custom attributes (docs/mparticle.md) of `event`, each value passed through
+    `convert` (the receiving API's typing and trimming); absent and null values are left out."""
     payload = event.payload
     if is_user_event(event.event_type):
         attributes = {

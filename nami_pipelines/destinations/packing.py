@@ -1,5 +1,5 @@
 """The one batching routine per API: mapped batches or events into request bodies within the
-APIs' limits (SPEC §4, §5).
+APIs' limits (docs/mparticle.md, docs/amplitude.md).
 
 Each batch or event is serialized once; a request body is those bytes joined, so packing is
 linear and a request's size is known exactly before it is sent. What cannot fit even alone comes
@@ -116,7 +116,7 @@ def split_mparticle_request(
 def split_amplitude_request(
     request: PackedRequest[AmplitudeEvent],
 ) -> tuple[PackedRequest[AmplitudeEvent], PackedRequest[AmplitudeEvent]]:
-    """Two requests with half the events each, for a 413 (SPEC §5)."""
+    """Two requests with half the events each, for a 413 (docs/amplitude.md)."""
     return _split(request)
 
 

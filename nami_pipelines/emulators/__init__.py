@@ -1,6 +1,7 @@
-"""Local emulators of the mParticle Events API and the Amplitude HTTP V2 API (SPEC §4, §5).
+"""Local emulators of the mParticle Events API and the Amplitude HTTP V2 API
+(docs/mparticle.md, docs/amplitude.md).
 
-They implement the APIs' rules on their own, from SPEC and mParticle's official JSON Schema,
+They implement the APIs' rules on their own, from those pages and mParticle's official JSON Schema,
 and import nothing from `destinations/` or `delivery/`: they exist to check the senders.
 """
 

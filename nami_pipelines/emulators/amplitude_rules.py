@@ -1,5 +1,5 @@
-"""Amplitude's per-event rules (SPEC §5): required fields, field types, id lengths, and how
-`user_properties` (plain or `$set`/`$setOnce`/`$unset`) change a user's properties."""
+"""Amplitude's per-event rules (docs/amplitude.md): required fields, field types, id lengths,
+and how `user_properties` (plain or `$set`/`$setOnce`/`$unset`) change a user's properties."""
 
 from dataclasses import dataclass, field
 from typing import Any, Final

@@ -1,4 +1,5 @@
-"""mParticle's per-batch rules (SPEC §4): limits, schema, and what the historical endpoint keeps.
+"""mParticle's per-batch rules (docs/mparticle.md): limits, schema, and what the historical
+endpoint keeps.
 
 Pure functions over parsed JSON, so the same rules serve `/v2/events` (a rejection is a 400)
 and the bulk endpoints (a rejection is counted inside a 202).

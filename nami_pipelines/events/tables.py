@@ -1,4 +1,4 @@
-"""SQL tables of the event store (SPEC §1) and of its quarantine.
+"""SQL tables of the event store (docs/input.md) and of its quarantine.
 
 Kept in SQLAlchemy Core so the same definitions create the schema on SQLite and PostgreSQL.
 """

@@ -2,7 +2,7 @@
 
 Everything the snapshot and the senders later rely on is checked here, once, so that the rest of
 the pipeline can trust the table: a row that passes has a known type, a UTC timestamp, a usable id
-and a payload whose state fields have the types SPEC §1 describes.
+and a payload whose state fields have the types docs/input.md describes.
 """
 
 import json
@@ -115,7 +115,7 @@ def _check_transaction_payload(payload: dict[str, Any]) -> None:
 
 
 def validate_event(record: Any, *, now: datetime | None = None) -> NamiEvent:
-    """Check a decoded NDJSON record against SPEC §1 and return the event to store."""
+    """Check a decoded NDJSON record against docs/input.md and return the event to store."""
     if not isinstance(record, dict):
         raise InvalidEvent("line is not a JSON object")
     event_id = _required_text(record, "event_id", EVENT_ID_MAX_LENGTH)

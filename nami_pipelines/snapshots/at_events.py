@@ -1,4 +1,5 @@
-"""The `namiml_*` attributes as of each `user.*` event (SPEC §3: every user event carries them).
+"""The `namiml_*` attributes as of each `user.*` event (docs/attributes.md: every user event
+carries them).
 
 For a `user.*` event e, the latest user event as of e is e itself, so e's own entitlements and
 journey flags decide the entitlement lists and flags; only two parts accumulate over the user's

@@ -1,4 +1,5 @@
-"""The one definition of the eight `namiml_*` attributes (SPEC §2) and of a user's values."""
+"""The one definition of the eight `namiml_*` attributes (docs/attributes.md) and of a user's
+values."""
 
 from typing import Final
 

@@ -1,4 +1,4 @@
-"""SPEC §2 snapshots from scratch: all users' `namiml_*` attributes at an instant."""
+"""Snapshots (docs/attributes.md) from scratch: all users' `namiml_*` attributes at an instant."""
 
 from collections.abc import Iterable
 

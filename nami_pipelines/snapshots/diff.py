@@ -1,4 +1,5 @@
-"""Attribute updates: which users' `namiml_*` values changed between two snapshots (SPEC §2)."""
+"""Attribute updates: which users' `namiml_*` values changed between two snapshots
+(docs/attributes.md)."""
 
 from dataclasses import dataclass
 

@@ -1,11 +1,11 @@
 """What carries a user's attributes from one instant to the next, and how events move it forward.
 
-The snapshot at T (SPEC §2) depends on history only through a small per-user state: the latest
-`user.*` event E (its ordering key, raw journey flags and listed entitlements with expirations),
-every device seen with its latest platform, whether the user ever paid, and the latest external
-id. `advance_state` folds any set of events into that state (in any order, in any chunking: each
-part keeps a maximum or an "any"), and `materialize_snapshot` turns a state into attribute values
-at an instant. The from-scratch snapshot and the incremental daily snapshot are the same two
+The snapshot at T (docs/attributes.md) depends on history only through a small per-user state: the
+latest `user.*` event E (its ordering key, raw journey flags and listed entitlements with
+expirations), every device seen with its latest platform, whether the user ever paid, and the latest
+external id. `advance_state` folds any set of events into that state (in any order, in any chunking:
+each part keeps a maximum or an "any"), and `materialize_snapshot` turns a state into attribute
+values at an instant. The from-scratch snapshot and the incremental daily snapshot are the same two
 steps, so they cannot drift apart. Everything is columnar: no per-user Python logic.
 """
 
@@ -355,7 +355,7 @@ def _group_lists(owners: np.ndarray, values: pd.Series, users: pd.Index) -> pd.S
 
 
 def materialize_snapshot(state: SnapshotState, at: pd.Timestamp) -> pd.DataFrame:
-    """The SPEC §2 attribute values of every user in the state at instant `at`.
+    """The attribute values (docs/attributes.md) of every user in the state at instant `at`.
 
     One row per user, sorted by `nami_user_id`, columns `SNAPSHOT_COLUMNS`: lists as Python lists
     of strings, flags as booleans, `external_id` a string or None.

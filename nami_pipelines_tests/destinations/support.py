@@ -52,7 +52,7 @@ def event(record: dict[str, Any], **changes: Any) -> NamiEvent:
 
 
 def payload_attributes(nami_event: NamiEvent) -> UserAttributes:
-    """The attributes a `user.*` event's own payload implies: close enough to SPEC §2 for
+    """The attributes a `user.*` event's own payload implies: close enough to docs/attributes.md for
     mapping tests, which take the attributes as given."""
     payload = nami_event.payload
     entitlements = payload.get("active_entitlements") or []
@@ -113,7 +113,7 @@ def amplitude_integration(**options: Any) -> AmplitudeIntegration:
 
 @cache
 def batch_validator() -> jsonschema.Draft7Validator:
-    """The official batch schema with format checking on (SPEC §4)."""
+    """The official batch schema with format checking on (docs/mparticle.md)."""
     schema = json.loads(SCHEMA_FILE.read_text())
     return jsonschema.Draft7Validator(
         schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER

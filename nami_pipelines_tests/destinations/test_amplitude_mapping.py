@@ -1,4 +1,4 @@
-"""Nami events as Amplitude HTTP V2 events and Identify identifications (SPEC §5)."""
+"""Nami events as Amplitude HTTP V2 events and Identify identifications (docs/amplitude.md)."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,7 +70,7 @@ def test_each_event_type_maps_to_its_golden_event(entry: dict[str, Any]) -> None
 
 
 def test_transaction_carries_revenue() -> None:
-    """Written out from SPEC §5 by hand, independently of the golden files."""
+    """Written out from docs/amplitude.md by hand, independently of the golden files."""
     payload = {**TRANSACTION["payload"], "quantity": 3}
 
     assert _only_event(outgoing(event(TRANSACTION, payload=payload))) == {

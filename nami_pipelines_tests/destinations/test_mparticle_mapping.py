@@ -1,4 +1,5 @@
-"""Nami events as mParticle batches (SPEC §4): mapping, identities, batching, trimming, schema."""
+"""Nami events as mParticle batches (docs/mparticle.md): mapping, identities, batching,
+trimming, schema."""
 
 import json
 import uuid
@@ -82,7 +83,7 @@ def test_each_event_type_maps_to_its_golden_batch(entry: dict[str, Any]) -> None
 
 
 def test_transaction_is_a_purchase_commerce_event() -> None:
-    """Written out from SPEC §4 by hand, independently of the golden files."""
+    """Written out from docs/mparticle.md by hand, independently of the golden files."""
     body = _only_batch([outgoing(event(TRANSACTION, payload={**TRANSACTION["payload"]}))])
 
     assert body["events"] == [

@@ -1,4 +1,5 @@
-"""Packing mapped batches and events into requests within the APIs' limits (SPEC §4, §5)."""
+"""Packing mapped batches and events into requests within the APIs' limits
+(docs/mparticle.md, docs/amplitude.md)."""
 
 import itertools
 import json

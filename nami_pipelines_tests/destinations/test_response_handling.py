@@ -1,4 +1,5 @@
-"""What each response class means, per API (SPEC §4-5): the clients' decision tables."""
+"""What each response class means, per API (docs/mparticle.md, docs/amplitude.md): the clients'
+decision tables."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""The sample-event generator: deterministic, in the SPEC §1 format, and journeys that hold together.
+"""The sample-event generator: deterministic, in the input format (docs/input.md), and journeys
+that hold together.
 
 Each consistency check walks real generated journeys and counts what it checked, so a check that
 finds nothing to look at fails instead of passing vacuously.
@@ -181,7 +182,7 @@ def test_bad_arguments_are_refused(users: int, days: int, tmp_path: Path) -> Non
         write_events_ndjson(tmp_path / "x.ndjson", users, days, START, SEED)
 
 
-# Format (SPEC §1).
+# Format (docs/input.md).
 
 
 def test_all_thirteen_event_types_are_present(events: list[Record]) -> None:

@@ -1,4 +1,5 @@
-"""Every SPEC §2 rule, on hand-written journeys, against the from-scratch snapshot function."""
+"""Every attribute rule of docs/attributes.md, on hand-written journeys, against the
+from-scratch snapshot function."""
 
 from typing import Any
 

@@ -69,7 +69,8 @@ def build_delivery_asset(integrations: Sequence[AnyIntegration]) -> dg.AssetsDef
         retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         description=(
             "The day's selected events and attribute updates, sent to one integration "
-            "(SPEC §3-§7). Re-materializing is safe: the ledger skips what was accepted."
+            "(docs/mparticle.md, docs/amplitude.md, docs/guarantees.md). Re-materializing is "
+            "safe: the ledger skips what was accepted."
         ),
     )
     def integration_deliveries(

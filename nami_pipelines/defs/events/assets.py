@@ -10,7 +10,7 @@ QUARANTINE_PREVIEW_ROWS = 20
 @dg.observable_source_asset(
     name="nami_events",
     group_name="events",
-    description="Nami subscription and paywall events, one row per event (SPEC §1).",
+    description="Nami subscription and paywall events, one row per event (docs/input.md).",
 )
 def nami_events(event_store: EventStoreResource) -> dg.ObserveResult:
     store = event_store.store()

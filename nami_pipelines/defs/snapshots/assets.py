@@ -28,8 +28,8 @@ ONE_ROW_PER_USER = "one_row_per_user"
     check_specs=[dg.AssetCheckSpec(ONE_ROW_PER_USER, asset=SNAPSHOTS_KEY)],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
     description=(
-        "Per-user namiml_* attributes at the end of the day (SPEC §2), computed from the day "
-        "before plus the day's events; replaces the day when re-materialized."
+        "Per-user namiml_* attributes at the end of the day (docs/attributes.md), computed "
+        "from the day before plus the day's events; replaces the day when re-materialized."
     ),
 )
 def user_attribute_snapshots(
