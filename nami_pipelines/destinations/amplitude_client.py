@@ -129,7 +129,7 @@ class AmplitudeClient:
         return response.status == 400 and "invalid api key" in error.lower()
 
     def handle(self, request: EventsRequest, response: HttpResponse) -> Handling[EventsRequest]:
-        """The meaning of one HTTP V2 / Batch API response (docs/amplitude.md)."""
+        """The meaning of one HTTP V2 / Batch API response (SPEC §5)."""
         status = response.status
         ids = request.event_ids
         if status == 200:

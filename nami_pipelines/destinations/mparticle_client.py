@@ -89,7 +89,7 @@ class MParticleClient:
         )
 
     def handle(self, request: BulkRequest, response: HttpResponse) -> Handling[BulkRequest]:
-        """The meaning of one response for the events of one bulk request (docs/mparticle.md)."""
+        """The meaning of one response for the events of one bulk request (SPEC §4)."""
         status = response.status
         if status in (200, 202):
             return Handling(

@@ -81,6 +81,6 @@ def load_ndjson_stream(
 def load_ndjson_file(
     path: Path, store: EventStore, *, on_bytes: Callable[[int], None] | None = None
 ) -> LoadSummary:
-    """Load a file of Nami events (docs/input.md); loading the same file twice adds nothing."""
+    """Load a file of Nami events (SPEC §1); loading the same file twice adds nothing."""
     with path.open("rb") as stream:
         return load_ndjson_stream(stream, store, source=str(path), on_bytes=on_bytes)
