@@ -301,11 +301,15 @@ def _describe(error: ValidationError, name: str) -> list[str]:
     return problems
 
 
-def parse_integrations(
-    document: Mapping[str, Any] | None, *, check_env: bool = True
-) -> tuple[AnyIntegration, ...]:
-    """Validate a decoded YAML document; with `check_env`, every credentials variable of an
-    enabled integration must be set. Raises one `IntegrationConfigError` with every problem."""
+def missing_variables(integration: AnyIntegration) -> list[str]:
+    """The credential variables of `integration` that are not set (names, never values)."""
+    return [name for name in integration.secret_variables() if not os.environ.get(name)]
+
+
+def validate_integrations(
+    document: Mapping[str, Any] | None,
+) -> tuple[tuple[AnyIntegration, ...], tuple[str, ...]]:
+    """The valid integrations of a decoded YAML document, and every problem of the others."""
     document = document or {}
     if not isinstance(document, Mapping):
         raise IntegrationConfigError("the integrations file must be a mapping with 'integrations'")
@@ -313,8 +317,7 @@ def parse_integrations(
     if not isinstance(raw, list):
         raise IntegrationConfigError("'integrations' must be a list")
     problems: list[str] = []
-    parsed: list[AnyIntegration] = []
-    seen: set[str] = set()
+    parsed: dict[str, AnyIntegration] = {}
     for index, entry in enumerate(raw):
         name = _entry_name(entry, index)
         try:
@@ -322,19 +325,29 @@ def parse_integrations(
         except ValidationError as error:
             problems.extend(_describe(error, name))
             continue
-        if integration.name in seen:
+        if integration.name in parsed:
             problems.append(
                 f"integration '{name}': field 'name': another integration has this name"
             )
-        seen.add(integration.name)
-        if check_env and integration.enabled:
-            problems.extend(
-                f"integration '{name}': field 'credentials': "
-                f"environment variable {variable} is not set"
-                for variable in integration.secret_variables()
-                if not os.environ.get(variable)
-            )
-        parsed.append(integration)
+            continue
+        parsed[integration.name] = integration
+    return tuple(parsed.values()), tuple(problems)
+
+
+def parse_integrations(
+    document: Mapping[str, Any] | None, *, check_env: bool = True
+) -> tuple[AnyIntegration, ...]:
+    """Validate a decoded YAML document; with `check_env`, every credentials variable of an
+    enabled integration must be set. Raises one `IntegrationConfigError` with every problem."""
+    parsed, problems = validate_integrations(document)
+    if check_env:
+        problems += tuple(
+            f"integration '{integration.name}': field 'credentials': "
+            f"environment variable {variable} is not set"
+            for integration in parsed
+            if integration.enabled
+            for variable in missing_variables(integration)
+        )
     if problems:
         raise IntegrationConfigError(*problems)
     for integration in parsed:
@@ -344,7 +357,7 @@ def parse_integrations(
                 "prefer one feed per platform",
                 integration.name,
             )
-    return tuple(parsed)
+    return parsed
 
 
 def integrations_file_path() -> Path:
@@ -352,21 +365,25 @@ def integrations_file_path() -> Path:
     return Path(configured) if configured else DEFAULT_INTEGRATIONS_FILE
 
 
-def load_integrations(
-    path: Path | None = None, *, check_env: bool = True
-) -> tuple[AnyIntegration, ...]:
-    """The integrations of the YAML file (`NAMI_INTEGRATIONS_FILE`, else `integrations.yaml`).
-
-    No file at the default place means no integrations yet; a file named explicitly must exist.
-    """
+def read_integrations_document(path: Path | None = None) -> Any:
+    """The decoded YAML of the integrations file (`NAMI_INTEGRATIONS_FILE`, else
+    `integrations.yaml`). No file at the default place means none yet (None); a file named
+    explicitly must exist."""
     explicit = path is not None or bool(os.environ.get(INTEGRATIONS_FILE_VARIABLE))
     path = path or integrations_file_path()
     if not path.exists():
         if explicit:
             raise IntegrationConfigError(f"integrations file not found: {path}")
-        return ()
+        return None
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise IntegrationConfigError(f"{path}: not valid YAML: {error}") from None
-    return parse_integrations(document, check_env=check_env)
+        where = " ".join(str(error).split())  # one line: the parser's message spans several
+        raise IntegrationConfigError(f"{path}: not valid YAML: {where}") from None
+
+
+def load_integrations(
+    path: Path | None = None, *, check_env: bool = True
+) -> tuple[AnyIntegration, ...]:
+    """The integrations of the integrations file, every problem raised at once."""
+    return parse_integrations(read_integrations_document(path), check_env=check_env)

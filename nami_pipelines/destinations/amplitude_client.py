@@ -19,6 +19,12 @@ from nami_pipelines.destinations.answers import (
     wrong_destination,
 )
 from nami_pipelines.destinations.client import DeliverySink
+from nami_pipelines.destinations.credential_check import (
+    CHECK_TIMEOUT_SECONDS,
+    CredentialCheck,
+    checked,
+    undecided,
+)
 from nami_pipelines.destinations.http import (
     Dispatcher,
     DispatchStats,
@@ -243,6 +249,21 @@ class AmplitudeClient:
             for n, wave in enumerate(waves)
         ]
         return Handling(retries=[*held, *rest])
+
+    def check_credentials(self) -> CredentialCheck:
+        """HTTP V2 with an empty `events` list: Amplitude checks the key first ("Invalid API
+        key"), then answers that events are missing, so nothing is ever ingested."""
+        transport = HttpTransport(
+            timeout=min(self.integration.delivery.timeout_seconds, CHECK_TIMEOUT_SECONDS),
+            pool_size=1,
+        )
+        body = encode({"api_key": self.integration.api_key(), "events": []})
+        response = transport.post(self.integration.httpapi_url, data=body, headers=JSON_HEADERS)
+        if is_key_refused(response):
+            return checked("refused", response, "Amplitude refused the API key")
+        if response.status in (200, 400) and is_json_object(response):
+            return checked("accepted", response, "the API key is accepted")
+        return undecided(response, "Amplitude", "endpoint")
 
     def send_events(
         self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink

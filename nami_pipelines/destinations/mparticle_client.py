@@ -12,6 +12,12 @@ from nami_pipelines.destinations.answers import (
     wrong_destination,
 )
 from nami_pipelines.destinations.client import DeliverySink
+from nami_pipelines.destinations.credential_check import (
+    CHECK_TIMEOUT_SECONDS,
+    CredentialCheck,
+    checked,
+    undecided,
+)
 from nami_pipelines.destinations.http import (
     Dispatcher,
     DispatchStats,
@@ -139,6 +145,27 @@ class MParticleClient:
                 outcomes=[Outcome(event_id, REJECTED, reason) for event_id in request.event_ids]
             )
         return Handling(stop=wrong_destination("mParticle", response, "pod or base_url"))
+
+    def check_credentials(self) -> CredentialCheck:
+        """An empty bulk request: no event is sent, and mParticle authenticates it first
+        (401 without credentials, 403 with refused ones)."""
+        transport = HttpTransport(
+            timeout=min(self.integration.delivery.timeout_seconds, CHECK_TIMEOUT_SECONDS),
+            pool_size=1,
+        )
+        response = transport.post(
+            self.integration.bulk_url,
+            data=b"[]",
+            headers=JSON_HEADERS,
+            auth=self.integration.basic_auth(),
+        )
+        if response.status in (401, 403):
+            return checked("refused", response, "mParticle refused the S2S key and secret")
+        if response.status in (200, 202) and is_mparticle_answer(response):
+            return checked("accepted", response, "the S2S key and secret are accepted")
+        if response.status == 400 and is_json_object(response):
+            return checked("accepted", response, "authenticated; the empty request was refused")
+        return undecided(response, "mParticle", "pod or base_url")
 
     def send_events(
         self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
