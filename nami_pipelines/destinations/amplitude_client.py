@@ -20,8 +20,8 @@ from nami_pipelines.destinations.answers import (
 )
 from nami_pipelines.destinations.client import DeliverySink
 from nami_pipelines.destinations.credential_check import (
-    CHECK_TIMEOUT_SECONDS,
     CredentialCheck,
+    check_transport,
     checked,
     undecided,
 )
@@ -253,10 +253,7 @@ class AmplitudeClient:
     def check_credentials(self) -> CredentialCheck:
         """HTTP V2 with an empty `events` list: Amplitude checks the key first ("Invalid API
         key"), then answers that events are missing, so nothing is ever ingested."""
-        transport = HttpTransport(
-            timeout=min(self.integration.delivery.timeout_seconds, CHECK_TIMEOUT_SECONDS),
-            pool_size=1,
-        )
+        transport = check_transport(self.integration.delivery.timeout_seconds)
         body = encode({"api_key": self.integration.api_key(), "events": []})
         response = transport.post(self.integration.httpapi_url, data=body, headers=JSON_HEADERS)
         if is_key_refused(response):
@@ -349,8 +346,10 @@ class AmplitudeClient:
                 return Handling(retries=[Retry(request, reason, delay=0, counts_as_attempt=False)])
         if is_retried(response.status):
             return Handling(retries=[Retry(request, response_summary(response))])
-        if response.status == 400 and is_json_object(response):
-            return Handling()  # refused identifications: the next event carries the attributes
+        if response.status in (400, 413) and is_json_object(response):
+            # Refused identifications (or too many at once): Amplitude's verdict, and the
+            # user's next event carries the attributes anyway.
+            return Handling()
         return Handling(stop=wrong_destination("Amplitude", response, "endpoint"))
 
     def send_attribute_updates(

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from nami_pipelines.destinations.answers import display_url, is_redirect, is_retried
-from nami_pipelines.destinations.http import HttpResponse
+from nami_pipelines.destinations.http import HttpResponse, HttpTransport
 
 Verdict = Literal["accepted", "refused", "unreachable", "wrong destination"]
 # A check is one question: a down destination should not keep the command waiting long.
@@ -28,6 +28,11 @@ class CredentialCheck:
     def describe(self) -> str:
         status = "no answer" if self.status is None else f"HTTP {self.status}"
         return f"{self.verdict}: {status} from POST {self.url}: {self.detail}"
+
+
+def check_transport(timeout_seconds: float) -> HttpTransport:
+    """A connection for the one check request, waiting no longer than a check should."""
+    return HttpTransport(timeout=min(timeout_seconds, CHECK_TIMEOUT_SECONDS), pool_size=1)
 
 
 def checked(verdict: Verdict, response: HttpResponse, detail: str) -> CredentialCheck:

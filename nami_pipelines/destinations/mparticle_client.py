@@ -13,8 +13,8 @@ from nami_pipelines.destinations.answers import (
 )
 from nami_pipelines.destinations.client import DeliverySink
 from nami_pipelines.destinations.credential_check import (
-    CHECK_TIMEOUT_SECONDS,
     CredentialCheck,
+    check_transport,
     checked,
     undecided,
 )
@@ -149,10 +149,7 @@ class MParticleClient:
     def check_credentials(self) -> CredentialCheck:
         """An empty bulk request: no event is sent, and mParticle authenticates it first
         (401 without credentials, 403 with refused ones)."""
-        transport = HttpTransport(
-            timeout=min(self.integration.delivery.timeout_seconds, CHECK_TIMEOUT_SECONDS),
-            pool_size=1,
-        )
+        transport = check_transport(self.integration.delivery.timeout_seconds)
         response = transport.post(
             self.integration.bulk_url,
             data=b"[]",
