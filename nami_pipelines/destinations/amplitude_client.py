@@ -147,7 +147,7 @@ class AmplitudeClient:
         )
 
     def handle(self, request: EventsRequest, response: HttpResponse) -> Handling[EventsRequest]:
-        """The meaning of one HTTP V2 / Batch API response (SPEC §5).
+        """The meaning of one HTTP V2 / Batch API response (docs/amplitude.md).
 
         Every answer of Amplitude's is JSON with `code`; only its 400s judge events. Anything
         else (404, 405, a redirect, a page in place of its JSON) stops the integration.

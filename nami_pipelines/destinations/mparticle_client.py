@@ -105,7 +105,7 @@ class MParticleClient:
         )
 
     def handle(self, request: BulkRequest, response: HttpResponse) -> Handling[BulkRequest]:
-        """The meaning of one response for the events of one bulk request (SPEC §4).
+        """The meaning of one response for the events of one bulk request (docs/mparticle.md).
 
         Only mParticle's 400 with a body is a verdict on the events; a status mParticle does
         not send for an event request, or a 2xx that is not its (empty or JSON) answer, stops
