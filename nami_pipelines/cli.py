@@ -148,6 +148,17 @@ def command_backfill(arguments: argparse.Namespace) -> None:
         raise CommandError(f"{error} (see the run in the Dagster UI)") from None
 
 
+def command_check(arguments: argparse.Namespace) -> None:
+    from nami_pipelines.integration_check import check_integrations
+
+    failures = 0
+    for line in check_integrations(Path(arguments.file) if arguments.file else None):
+        print(line.text, flush=True)
+        failures += line.failed
+    if failures:
+        raise CommandError(f"{failures} problem(s) found")
+
+
 def command_emulate(arguments: argparse.Namespace) -> None:
     from nami_pipelines.emulators.server import serve
 
@@ -216,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--resend", action="store_true", help="send again events already accepted"
     )
+
+    check = add(
+        "check",
+        command_check,
+        "validate the integrations file and ask each destination whether it accepts the "
+        "credentials (sends no event)",
+    )
+    check.add_argument("--file", help="integrations YAML (default: NAMI_INTEGRATIONS_FILE)")
 
     emulate = add("emulate", command_emulate, "run the local mParticle and Amplitude emulators")
     emulate.add_argument("--host", default="127.0.0.1")

@@ -10,12 +10,21 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from nami_pipelines.destinations.limits import AMPLITUDE_MAX_EVENTS_PER_REQUEST
 from nami_pipelines.event_types import SENDABLE_EVENT_TYPES
 from nami_pipelines.settings import INTEGRATIONS_FILE_VARIABLE, PROJECT_ROOT
 
@@ -24,16 +33,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_INTEGRATIONS_FILE = PROJECT_ROOT / "integrations.yaml"
 SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
+# The hosts; the documented base URLs add `/v2`, and the paths hang off that.
 MPARTICLE_PODS: dict[str, str] = {
     "US1": "https://s2s.mparticle.com",
     "US2": "https://s2s.us2.mparticle.com",
     "EU1": "https://s2s.eu1.mparticle.com",
     "AU1": "https://s2s.au1.mparticle.com",
 }
+DEFAULT_MPARTICLE_POD = "US1"
+# What users paste after the host, longest first: the documented base (`/v2`) or an endpoint.
+MPARTICLE_PATHS = ("/v2/bulkevents/historical", "/v2/bulkevents", "/v2/events", "/v2")
 AMPLITUDE_ENDPOINTS: dict[str, str] = {
     "standard": "https://api2.amplitude.com",
     "eu": "https://api.eu.amplitude.com",
 }
+# The documented endpoint URLs end in one of these; the others are derived from the host.
+AMPLITUDE_PATHS = ("/2/httpapi", "/batch", "/identify")
 PLATFORMS = ("apple", "google", "amazon", "roku", "web")
 ALL_PLATFORMS = "all"
 
@@ -41,7 +56,12 @@ IdChoice = Literal["external_id", "nami_user_id"]
 
 
 class IntegrationConfigError(ValueError):
-    """A configuration problem, worded for the person who edits the file."""
+    """Configuration problems, worded for the person who edits the file: every one found, so a
+    file is mended in one pass (`problems`, one line each; the message joins them)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems: tuple[str, ...] = problems
 
 
 class _Strict(BaseModel):
@@ -57,6 +77,20 @@ class DeliveryTuning(_Strict):
     # Processes sending one day at once, each a span of users: delivery is CPU-bound in Python,
     # so a partition goes faster on more cores. A project's stated rate is shared among them.
     workers: int = Field(default=1, ge=1, le=32)
+
+
+class AmplitudeDeliveryTuning(DeliveryTuning):
+    """Amplitude plans differ: a Starter project takes 10 events per request and 1,000 events/s.
+
+    Both are Amplitude's own settings; mParticle's limits (100 batches, 256 KB a request) are the
+    same for every account, and a batch holds one user's events, so an events-per-request cap
+    means nothing there.
+    """
+
+    events_per_request: int = Field(default=AMPLITUDE_MAX_EVENTS_PER_REQUEST, ge=1, le=2000)
+    # The project's rate (all processes together); unset: sent as fast as accepted, and paced
+    # only once a 429 states the rate.
+    events_per_second: float | None = Field(default=None, gt=0, le=1_000_000)
 
 
 class _IntegrationBase(_Strict):
@@ -85,7 +119,7 @@ class _IntegrationBase(_Strict):
             return value
         unknown = sorted(set(value) - set(SENDABLE_EVENT_TYPES))
         if unknown:
-            raise ValueError(f"unknown event type(s): {', '.join(unknown)}")
+            raise ValueError(_unknown_types(unknown))
         if not value:
             raise ValueError("select at least one event type, or 'all'")
         return tuple(dict.fromkeys(value))
@@ -95,7 +129,7 @@ class _IntegrationBase(_Strict):
     def _known_renames(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(SENDABLE_EVENT_TYPES))
         if unknown:
-            raise ValueError(f"renames unknown event type(s): {', '.join(unknown)}")
+            raise ValueError(f"renames {_unknown_types(unknown)}")
         empty = [key for key, name in value.items() if not name.strip()]
         if empty:
             raise ValueError(f"empty new name for {', '.join(empty)}")
@@ -116,7 +150,8 @@ class MParticleIntegration(_IntegrationBase):
 
     type: Literal["mparticle"]
     platform: str
-    pod: Literal["US1", "US2", "EU1", "AU1"] = "US1"
+    # One of the two, or neither for US1: a pod and a URL could disagree.
+    pod: Literal["US1", "US2", "EU1", "AU1"] | None = None
     base_url: str | None = None
     credentials: MParticleCredentials
     customer_id: IdChoice = "external_id"
@@ -133,12 +168,27 @@ class MParticleIntegration(_IntegrationBase):
 
     @field_validator("base_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("pod") is not None:
+            raise ValueError("give either pod or base_url, not both")
+        return _http_url(value)
 
     @property
     def api_base(self) -> str:
-        return (self.base_url or MPARTICLE_PODS[self.pod]).rstrip("/")
+        """The host (and any proxy prefix) without `/v2`: the paths are derived from it."""
+        if self.base_url is None:
+            return MPARTICLE_PODS[self.pod or DEFAULT_MPARTICLE_POD]
+        return _without_suffix(self.base_url, MPARTICLE_PATHS)
+
+    @property
+    def bulk_url(self) -> str:
+        return f"{self.api_base}/v2/bulkevents"
+
+    @property
+    def historical_url(self) -> str:
+        return f"{self.api_base}/v2/bulkevents/historical"
 
     def secret_variables(self) -> tuple[str, ...]:
         return (self.credentials.key_env, self.credentials.secret_env)
@@ -164,6 +214,7 @@ class AmplitudeIntegration(_IntegrationBase):
     user_id: IdChoice = "external_id"
     min_id_length: int | None = Field(default=None, ge=1, le=5)
     use_batch_api_for_backfills: bool = False
+    delivery: AmplitudeDeliveryTuning = Field(default_factory=AmplitudeDeliveryTuning)
 
     @field_validator("endpoint")
     @classmethod
@@ -174,7 +225,22 @@ class AmplitudeIntegration(_IntegrationBase):
 
     @property
     def api_base(self) -> str:
-        return AMPLITUDE_ENDPOINTS.get(self.endpoint, self.endpoint).rstrip("/")
+        """The host (and any proxy prefix): the endpoint as given, less a documented path."""
+        if self.endpoint in AMPLITUDE_ENDPOINTS:
+            return AMPLITUDE_ENDPOINTS[self.endpoint]
+        return _without_suffix(self.endpoint, AMPLITUDE_PATHS)
+
+    @property
+    def httpapi_url(self) -> str:
+        return f"{self.api_base}/2/httpapi"
+
+    @property
+    def batch_url(self) -> str:
+        return f"{self.api_base}/batch"
+
+    @property
+    def identify_url(self) -> str:
+        return f"{self.api_base}/identify"
 
     def secret_variables(self) -> tuple[str, ...]:
         return (self.credentials.api_key_env,)
@@ -187,68 +253,111 @@ AnyIntegration = MParticleIntegration | AmplitudeIntegration
 Integration = Annotated[AnyIntegration, Field(discriminator="type")]
 
 
-class IntegrationsFile(_Strict):
-    integrations: tuple[Integration, ...] = ()
+def _unknown_types(unknown: list[str]) -> str:
+    return (
+        f"unknown event type(s): {', '.join(unknown)}; "
+        f"the sendable types are {', '.join(SENDABLE_EVENT_TYPES)}"
+    )
 
 
 def _http_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"not an http(s) URL: {value!r}")
+    if parsed.query or parsed.fragment:
+        raise ValueError(f"a URL without query string or fragment, not {value!r}")
     return value
 
 
-def _describe(error: ValidationError, raw: list[Any]) -> str:
-    first = error.errors()[0]
-    location = list(first["loc"])
-    name = "?"
-    if len(location) >= 2 and location[0] == "integrations" and isinstance(location[1], int):
-        entry = raw[location[1]] if location[1] < len(raw) else {}
-        name = entry.get("name", f"#{location[1] + 1}") if isinstance(entry, dict) else name
-        location = location[2:]
+def _without_suffix(url: str, suffixes: tuple[str, ...]) -> str:
+    """`url` without trailing slashes and without the first of `suffixes` it ends with."""
+    base = url.rstrip("/")
+    for suffix in suffixes:
+        if base.endswith(suffix):
+            return base.removesuffix(suffix).rstrip("/")
+    return base
+
+
+_ENTRY: Final = TypeAdapter(Integration)
+
+
+def _entry_name(entry: Any, index: int) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return name if isinstance(name, str) and name else f"#{index + 1}"
+
+
+def _describe(error: ValidationError, name: str) -> list[str]:
+    """Every problem of one entry, each naming the integration and the field."""
+    problems = []
+    for found in error.errors():
+        location = list(found["loc"])
         if location and location[0] in ("mparticle", "amplitude"):
             location = location[1:]
-    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        location = ["type"]
-    field = ".".join(str(part) for part in location) or "(entry)"
-    return f"integration '{name}': field '{field}': {first['msg']}"
+        if found["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            location = ["type"]
+        field = ".".join(str(part) for part in location) or "(entry)"
+        message = found["msg"].removeprefix("Value error, ")
+        problems.append(f"integration '{name}': field '{field}': {message}")
+    return problems
 
 
-def parse_integrations(
-    document: Mapping[str, Any] | None, *, check_env: bool = True
-) -> tuple[AnyIntegration, ...]:
-    """Validate a decoded YAML document; with `check_env`, every credentials variable must be set."""
+def missing_variables(integration: AnyIntegration) -> list[str]:
+    """The credential variables of `integration` that are not set (names, never values)."""
+    return [name for name in integration.secret_variables() if not os.environ.get(name)]
+
+
+def validate_integrations(
+    document: Mapping[str, Any] | None,
+) -> tuple[tuple[AnyIntegration, ...], tuple[str, ...]]:
+    """The valid integrations of a decoded YAML document, and every problem of the others."""
     document = document or {}
     if not isinstance(document, Mapping):
         raise IntegrationConfigError("the integrations file must be a mapping with 'integrations'")
     raw = document.get("integrations") or []
     if not isinstance(raw, list):
         raise IntegrationConfigError("'integrations' must be a list")
-    try:
-        parsed = IntegrationsFile.model_validate({"integrations": raw})
-    except ValidationError as error:
-        raise IntegrationConfigError(_describe(error, raw)) from None
-    seen: set[str] = set()
-    for integration in parsed.integrations:
-        if integration.name in seen:
-            raise IntegrationConfigError(
-                f"integration '{integration.name}': field 'name': another integration has this name"
+    problems: list[str] = []
+    parsed: dict[str, AnyIntegration] = {}
+    for index, entry in enumerate(raw):
+        name = _entry_name(entry, index)
+        try:
+            integration = _ENTRY.validate_python(entry)
+        except ValidationError as error:
+            problems.extend(_describe(error, name))
+            continue
+        if integration.name in parsed:
+            problems.append(
+                f"integration '{name}': field 'name': another integration has this name"
             )
-        seen.add(integration.name)
+            continue
+        parsed[integration.name] = integration
+    return tuple(parsed.values()), tuple(problems)
+
+
+def parse_integrations(
+    document: Mapping[str, Any] | None, *, check_env: bool = True
+) -> tuple[AnyIntegration, ...]:
+    """Validate a decoded YAML document; with `check_env`, every credentials variable of an
+    enabled integration must be set. Raises one `IntegrationConfigError` with every problem."""
+    parsed, problems = validate_integrations(document)
+    if check_env:
+        problems += tuple(
+            f"integration '{integration.name}': field 'credentials': "
+            f"environment variable {variable} is not set"
+            for integration in parsed
+            if integration.enabled
+            for variable in missing_variables(integration)
+        )
+    if problems:
+        raise IntegrationConfigError(*problems)
+    for integration in parsed:
         if integration.type == "mparticle" and integration.platform == ALL_PLATFORMS:
             logger.warning(
                 "integration '%s': platform 'all' is the legacy all-platforms feed; "
                 "prefer one feed per platform",
                 integration.name,
             )
-        if check_env and integration.enabled:
-            for variable in integration.secret_variables():
-                if not os.environ.get(variable):
-                    raise IntegrationConfigError(
-                        f"integration '{integration.name}': field 'credentials': "
-                        f"environment variable {variable} is not set"
-                    )
-    return parsed.integrations
+    return parsed
 
 
 def integrations_file_path() -> Path:
@@ -256,21 +365,25 @@ def integrations_file_path() -> Path:
     return Path(configured) if configured else DEFAULT_INTEGRATIONS_FILE
 
 
-def load_integrations(
-    path: Path | None = None, *, check_env: bool = True
-) -> tuple[AnyIntegration, ...]:
-    """The integrations of the YAML file (`NAMI_INTEGRATIONS_FILE`, else `integrations.yaml`).
-
-    No file at the default place means no integrations yet; a file named explicitly must exist.
-    """
+def read_integrations_document(path: Path | None = None) -> Any:
+    """The decoded YAML of the integrations file (`NAMI_INTEGRATIONS_FILE`, else
+    `integrations.yaml`). No file at the default place means none yet (None); a file named
+    explicitly must exist."""
     explicit = path is not None or bool(os.environ.get(INTEGRATIONS_FILE_VARIABLE))
     path = path or integrations_file_path()
     if not path.exists():
         if explicit:
             raise IntegrationConfigError(f"integrations file not found: {path}")
-        return ()
+        return None
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise IntegrationConfigError(f"{path}: not valid YAML: {error}") from None
-    return parse_integrations(document, check_env=check_env)
+        where = " ".join(str(error).split())  # one line: the parser's message spans several
+        raise IntegrationConfigError(f"{path}: not valid YAML: {where}") from None
+
+
+def load_integrations(
+    path: Path | None = None, *, check_env: bool = True
+) -> tuple[AnyIntegration, ...]:
+    """The integrations of the integrations file, every problem raised at once."""
+    return parse_integrations(read_integrations_document(path), check_env=check_env)

@@ -87,3 +87,104 @@ def test_a_named_file_must_exist_and_be_yaml(tmp_path, monkeypatch):
     broken.write_text("integrations: [\n")
     with pytest.raises(IntegrationConfigError, match="not valid YAML"):
         load_integrations(broken)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "base"),
+    [
+        ("standard", "https://api2.amplitude.com"),
+        ("eu", "https://api.eu.amplitude.com"),
+        ("https://api2.amplitude.com/2/httpapi", "https://api2.amplitude.com"),
+        ("https://api.eu.amplitude.com/2/httpapi/", "https://api.eu.amplitude.com"),
+        ("https://api2.amplitude.com/batch", "https://api2.amplitude.com"),
+        ("https://api2.amplitude.com", "https://api2.amplitude.com"),
+        ("https://proxy.example.com/amplitude/", "https://proxy.example.com/amplitude"),
+    ],
+)
+def test_amplitude_endpoint_as_users_copy_it(endpoint, base):
+    """A name, a base URL or the documented endpoint URL: every API's URL is derived."""
+    (project,) = parse_integrations(
+        {"integrations": [{**PROJECT, "endpoint": endpoint}]}, check_env=False
+    )
+    assert project.httpapi_url == f"{base}/2/httpapi"
+    assert project.batch_url == f"{base}/batch"
+    assert project.identify_url == f"{base}/identify"
+
+
+@pytest.mark.parametrize(
+    ("options", "base"),
+    [
+        ({}, "https://s2s.mparticle.com"),
+        ({"pod": "EU1"}, "https://s2s.eu1.mparticle.com"),
+        ({"base_url": "https://s2s.us2.mparticle.com/v2"}, "https://s2s.us2.mparticle.com"),
+        ({"base_url": "https://s2s.us2.mparticle.com/v2/"}, "https://s2s.us2.mparticle.com"),
+        ({"base_url": "https://s2s.au1.mparticle.com"}, "https://s2s.au1.mparticle.com"),
+        ({"base_url": "https://s2s.mparticle.com/v2/bulkevents"}, "https://s2s.mparticle.com"),
+        ({"base_url": "http://127.0.0.1:8765//"}, "http://127.0.0.1:8765"),
+    ],
+)
+def test_mparticle_pod_or_base_url_with_or_without_v2(options, base):
+    (feed,) = parse_integrations({"integrations": [{**FEED, **options}]}, check_env=False)
+    assert feed.bulk_url == f"{base}/v2/bulkevents"
+    assert feed.historical_url == f"{base}/v2/bulkevents/historical"
+
+
+def test_pod_and_base_url_together_are_refused():
+    message = error_for([{**FEED, "pod": "US1", "base_url": "https://s2s.mparticle.com/v2"}])
+    assert message == (
+        "integration 'ios_feed': field 'base_url': give either pod or base_url, not both"
+    )
+
+
+def test_a_url_with_a_query_string_is_refused():
+    message = error_for([{**PROJECT, "endpoint": "https://api2.amplitude.com/2/httpapi?x=1"}])
+    assert "integration 'amplitude_prod': field 'endpoint'" in message
+
+
+def test_every_problem_is_reported_at_once(monkeypatch):
+    monkeypatch.delenv("PROJECT_KEY", raising=False)
+    with pytest.raises(IntegrationConfigError) as raised:
+        parse_integrations(
+            {
+                "integrations": [
+                    {**FEED, "pod": "US9", "platform": "ios"},
+                    {**PROJECT, "events": ["user.subscription.exploded"]},
+                    {**PROJECT, "name": "amplitude_eu"},
+                ]
+            },
+            check_env=True,
+        )
+    problems = raised.value.problems
+    assert [problem.split(":")[0] for problem in problems] == [
+        "integration 'ios_feed'",
+        "integration 'ios_feed'",
+        "integration 'amplitude_prod'",
+        "integration 'amplitude_eu'",
+    ]
+    assert {problem.split(":")[1] for problem in problems[:2]} == {
+        " field 'pod'",
+        " field 'platform'",
+    }
+    assert "environment variable PROJECT_KEY is not set" in problems[3]
+    # An unknown event type lists the 13 that can be sent.
+    assert "user.subscription.exploded" in problems[2]
+    assert problems[2].count("device.") == 2 and problems[2].count("user.") == 12
+
+
+def test_starter_plan_settings_are_amplitude_only():
+    (project,) = parse_integrations(
+        {
+            "integrations": [
+                {**PROJECT, "delivery": {"events_per_request": 10, "events_per_second": 1000}}
+            ]
+        },
+        check_env=False,
+    )
+    assert project.delivery.events_per_request == 10
+    assert project.delivery.events_per_second == 1000
+    assert "field 'delivery.events_per_request'" in error_for(
+        [{**PROJECT, "delivery": {"events_per_request": 2001}}]
+    )
+    assert "field 'delivery.events_per_request'" in error_for(
+        [{**FEED, "delivery": {"events_per_request": 10}}]
+    )

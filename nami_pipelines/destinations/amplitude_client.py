@@ -12,7 +12,19 @@ from nami_pipelines.destinations.amplitude_mapping import (
     build_amplitude_events,
     build_identification,
 )
+from nami_pipelines.destinations.answers import (
+    credentials_refused,
+    is_json_object,
+    is_retried,
+    wrong_destination,
+)
 from nami_pipelines.destinations.client import DeliverySink
+from nami_pipelines.destinations.credential_check import (
+    CredentialCheck,
+    check_transport,
+    checked,
+    undecided,
+)
 from nami_pipelines.destinations.http import (
     Dispatcher,
     DispatchStats,
@@ -89,6 +101,17 @@ def _project_wide(body: dict, throttled_by_id: dict[str | None, list[int]]) -> b
     return not named and len(throttled_by_id) > 1
 
 
+def is_key_refused(response: HttpResponse) -> bool:
+    """Amplitude's 400 "Invalid API key" (also its answer to a missing key)."""
+    body = parse_json(response.body)
+    error = str(body.get("error", "")) if isinstance(body, dict) else ""
+    return response.status == 400 and "invalid api key" in error.lower()
+
+
+def is_identify_answer(response: HttpResponse) -> bool:
+    return response.body.strip().lower() == "success" or is_json_object(response)
+
+
 class AmplitudeClient:
     """One project's sender."""
 
@@ -108,7 +131,7 @@ class AmplitudeClient:
         )
         self.throttle_hold_seconds = throttle_hold_seconds
         self.stats = DispatchStats()
-        self.pacer = SendPacer(share=1 / tuning.workers)
+        self.pacer = SendPacer(share=1 / tuning.workers, stated_rate=tuning.events_per_second)
         self.seed = seed
 
     def _dispatcher(self, send, handle, event_ids) -> Dispatcher:
@@ -123,24 +146,23 @@ class AmplitudeClient:
             seed=self.seed,
         )
 
-    def _credentials_refused(self, response: HttpResponse) -> bool:
-        body = parse_json(response.body)
-        error = str(body.get("error", "")) if isinstance(body, dict) else response.body
-        return response.status == 400 and "invalid api key" in error.lower()
-
     def handle(self, request: EventsRequest, response: HttpResponse) -> Handling[EventsRequest]:
-        """The meaning of one HTTP V2 / Batch API response (SPEC §5)."""
+        """The meaning of one HTTP V2 / Batch API response (docs/amplitude.md).
+
+        Every answer of Amplitude's is JSON with `code`; only its 400s judge events. Anything
+        else (404, 405, a redirect, a page in place of its JSON) stops the integration.
+        """
         status = response.status
         ids = request.event_ids
-        if status == 200:
+        if status == 200 and is_json_object(response):
             self.pacer.accepted()
             return Handling(outcomes=[Outcome(i, ACCEPTED) for i in ids], accepted=True)
-        if self._credentials_refused(response):
-            return Handling(credentials_rejected="Amplitude refused the API key (HTTP 400)")
+        if is_key_refused(response):
+            return Handling(stop=credentials_refused("Amplitude", response, "API key"))
         body = parse_json(response.body)
-        body = body if isinstance(body, dict) else {}
-        if status == 400:
+        if status == 400 and isinstance(body, dict):
             return self._partly_invalid(request, response, body)
+        body = body if isinstance(body, dict) else {}
         if status == 413:
             if len(request.items) == 1:
                 # Packing keeps every event under the limits: retried (bounded), not dropped.
@@ -153,11 +175,10 @@ class AmplitudeClient:
             )
         if status == 429:
             return self._throttled(request, response, body)
-        if status == 0 or status >= 500:
+        if is_retried(status):
             # 500/502/504 may have been ingested: resending is safe, insert_id deduplicates.
             return Handling(retries=[Retry(request, response_summary(response))])
-        reason = response_summary(response)
-        return Handling(outcomes=[Outcome(i, REJECTED, reason) for i in ids])
+        return Handling(stop=wrong_destination("Amplitude", response, "endpoint"))
 
     def _partly_invalid(
         self, request: EventsRequest, response: HttpResponse, body: dict
@@ -229,18 +250,31 @@ class AmplitudeClient:
         ]
         return Handling(retries=[*held, *rest])
 
+    def check_credentials(self) -> CredentialCheck:
+        """HTTP V2 with an empty `events` list: Amplitude checks the key first ("Invalid API
+        key"), then answers that events are missing, so nothing is ever ingested."""
+        transport = check_transport(self.integration.delivery.timeout_seconds)
+        body = encode({"api_key": self.integration.api_key(), "events": []})
+        response = transport.post(self.integration.httpapi_url, data=body, headers=JSON_HEADERS)
+        if is_key_refused(response):
+            return checked("refused", response, "Amplitude refused the API key")
+        if response.status in (200, 400) and is_json_object(response):
+            return checked("accepted", response, "the API key is accepted")
+        return undecided(response, "Amplitude", "endpoint")
+
     def send_events(
         self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
     ) -> None:
         mapped, skipped = build_amplitude_events(events, self.integration)
         sink.outcomes(skipped_outcomes(skipped), 0)
         use_batch = historical and self.integration.use_batch_api_for_backfills
-        url = f"{self.integration.api_base}/{'batch' if use_batch else '2/httpapi'}"
+        url = self.integration.batch_url if use_batch else self.integration.httpapi_url
         api_key = self.integration.api_key()
         packed = pack_amplitude_requests(
             mapped,
             api_key,
             options=amplitude_request_options(self.integration),
+            max_events=self.integration.delivery.events_per_request,
             **({"max_request_bytes": BATCH_API_MAX_REQUEST_BYTES} if use_batch else {}),
         )
 
@@ -260,7 +294,11 @@ class AmplitudeClient:
         """The request bodies `send_events` would send, API key redacted (for previews)."""
         mapped, _ = build_amplitude_events(events, self.integration)
         options = amplitude_request_options(self.integration)
-        for item in pack_amplitude_requests(mapped, self._redacted_key(), options=options):
+        per_request = self.integration.delivery.events_per_request
+        packed = pack_amplitude_requests(
+            mapped, self._redacted_key(), options=options, max_events=per_request
+        )
+        for item in packed:
             if isinstance(item, PackedRequest):
                 yield item.body
 
@@ -291,11 +329,12 @@ class AmplitudeClient:
         ]
 
     def handle_identify(self, request: IdentifyRequest, response: HttpResponse) -> Handling:
-        if response.status == 200:
+        """The Identify API answers `success` in plain text, its errors as JSON."""
+        if response.status == 200 and is_identify_answer(response):
             self.pacer.accepted()
             return Handling(accepted=True)
-        if self._credentials_refused(response):
-            return Handling(credentials_rejected="Amplitude refused the API key (HTTP 400)")
+        if is_key_refused(response):
+            return Handling(stop=credentials_refused("Amplitude", response, "API key"))
         if response.status == 429:
             body = parse_json(response.body)
             body = body if isinstance(body, dict) else {}
@@ -305,9 +344,13 @@ class AmplitudeClient:
                 self.pacer.throttled(int(body["eps_threshold"]), len(request.users))
                 reason = response_summary(response, limit=200)
                 return Handling(retries=[Retry(request, reason, delay=0, counts_as_attempt=False)])
-        if response.status in (429, 0) or response.status >= 500:
+        if is_retried(response.status):
             return Handling(retries=[Retry(request, response_summary(response))])
-        return Handling()
+        if response.status in (400, 413) and is_json_object(response):
+            # Refused identifications (or too many at once): Amplitude's verdict, and the
+            # user's next event carries the attributes anyway.
+            return Handling()
+        return Handling(stop=wrong_destination("Amplitude", response, "endpoint"))
 
     def send_attribute_updates(
         self,
@@ -317,7 +360,7 @@ class AmplitudeClient:
         attributes: dict[str, UserAttributes],
     ) -> None:
         requests = self._identify_requests(targets)
-        url = f"{self.integration.api_base}/identify"
+        url = self.integration.identify_url
 
         def send(request: IdentifyRequest) -> HttpResponse:
             self.pacer.wait_turn(len(request.users))

@@ -25,12 +25,14 @@ from nami_pipelines.destinations.outgoing import (
     AttributeUpdateTarget,
     OutgoingEvent,
     Skipped,
+    absent_id,
     chosen_id,
     epoch_ms,
     event_attributes,
     missing_id_reason,
     sandbox_dropped,
     total_amount,
+    usable_id,
 )
 from nami_pipelines.event_types import DEVICE_TRANSACTION, is_user_event
 from nami_pipelines.events.model import NamiEvent
@@ -193,23 +195,25 @@ def _ids(
     min_length: int,
 ) -> dict[str, str] | str:
     """`user_id` and `device_id` that Amplitude accepts, or the reason there are none."""
-    user_id = chosen_id(
-        integration.user_id, integration.fallback_to_nami_user_id, external_id, nami_user_id
-    )
+    fallback = integration.fallback_to_nami_user_id
+    user_id = chosen_id(integration.user_id, fallback, external_id, nami_user_id)
+    usable_device = usable_id(device_id)
     ids: dict[str, str] = {}
     if user_id is not None and len(user_id) >= min_length:
         ids["user_id"] = user_id
-    if device_id is not None and len(device_id) >= min_length:
-        ids["device_id"] = device_id
+    if usable_device is not None and len(usable_device) >= min_length:
+        ids["device_id"] = usable_device
     if ids:
         return ids
     user_problem = (
-        missing_id_reason(integration.user_id, integration.fallback_to_nami_user_id, "user_id")
+        missing_id_reason(integration.user_id, fallback, "user_id", external_id, nami_user_id)
         if user_id is None
         else _too_short("user_id", user_id, min_length)
     )
     device_problem = (
-        "no device_id" if device_id is None else _too_short("device_id", device_id, min_length)
+        absent_id("device_id", device_id)
+        if usable_device is None
+        else _too_short("device_id", usable_device, min_length)
     )
     return f"{user_problem}; {device_problem}"
 

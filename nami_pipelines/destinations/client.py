@@ -3,6 +3,7 @@
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from nami_pipelines.destinations.credential_check import CredentialCheck
 from nami_pipelines.destinations.http import DispatchStats, Unresolved
 from nami_pipelines.destinations.outcomes import Outcome
 from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
@@ -37,6 +38,8 @@ class DestinationClient(Protocol):
         sink: DeliverySink,
         attributes: dict[str, UserAttributes],
     ) -> None: ...
+
+    def check_credentials(self) -> CredentialCheck: ...
 
     def render_events(self, events: Sequence[OutgoingEvent]) -> Iterator[bytes]: ...
 

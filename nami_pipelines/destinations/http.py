@@ -20,7 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from nami_pipelines.destinations.form import FORM_HEADERS, form_encoded
-from nami_pipelines.destinations.outcomes import CredentialsRejected, Outcome
+from nami_pipelines.destinations.outcomes import Outcome, Stop
 
 Request = TypeVar("Request")
 
@@ -58,6 +58,7 @@ class HttpResponse:
     body: str
     headers: dict[str, str]
     error: str | None = None
+    url: str = ""  # where the request went, so a stop can say so
 
     def retry_after(self) -> float | None:
         value = self.headers.get("retry-after")
@@ -96,17 +97,26 @@ class HttpTransport:
         if isinstance(data, dict):
             data, headers = form_encoded(data), {**FORM_HEADERS, **(headers or {})}
         try:
+            # A redirect is never followed: the API does not redirect event requests, so one
+            # means the URL is wrong (or a portal stands in the way), and following it would
+            # send the events, and their credentials, somewhere else.
             response = self._session().post(
-                url, data=data, headers=headers, auth=auth, timeout=self.timeout
+                url,
+                data=data,
+                headers=headers,
+                auth=auth,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
             return HttpResponse(
                 status=response.status_code,
                 body=response.text,
                 headers={key.lower(): value for key, value in response.headers.items()},
+                url=url,
             )
         except TRANSPORT_ERRORS as error:
             # The class name says enough (timeout, reset, incomplete read) and holds no secret.
-            return HttpResponse(status=0, body="", headers={}, error=type(error).__name__)
+            return HttpResponse(status=0, body="", headers={}, error=type(error).__name__, url=url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +135,7 @@ class Handling(Generic[Request]):
 
     outcomes: list[Outcome] = field(default_factory=list)
     retries: list[Retry[Request]] = field(default_factory=list)
-    credentials_rejected: str | None = None
+    stop: Stop | None = None
     accepted: bool = False
 
 
@@ -204,20 +214,21 @@ class Dispatcher(Generic[Request]):
     ) -> None:
         """Send everything; outcomes are reported as responses arrive, on this thread.
 
-        Raises `CredentialsRejected` after in-flight requests finish if the API refused the
-        credentials; requests not yet sent are then reported as unresolved, never as sent.
+        Raises the `IntegrationStopped` a response called for (credentials refused, wrong
+        destination) after in-flight requests finish; the stopping request and those not yet
+        sent are then reported as unresolved, never as sent or rejected.
         """
         fresh: Iterator[Request] = iter(requests_to_send)
         delayed: list[tuple[float, int, _Work[Request]]] = []
         tiebreak = itertools.count()
         in_flight: set[Future] = set()
-        refused: str | None = None
+        stopped: Stop | None = None
         with ThreadPoolExecutor(
             max_workers=self.max_in_flight, thread_name_prefix=f"send-{self.integration}"
         ) as pool:
             while True:
                 now = time.monotonic()
-                while refused is None and len(in_flight) < self.max_in_flight:
+                while stopped is None and len(in_flight) < self.max_in_flight:
                     if delayed and delayed[0][0] <= now:
                         work = heapq.heappop(delayed)[2]
                     else:
@@ -226,18 +237,25 @@ class Dispatcher(Generic[Request]):
                             break
                         work = _Work(request)
                     in_flight.add(pool.submit(self._attempt, work))
-                if not in_flight and (refused is not None or not delayed):
+                if not in_flight and (stopped is not None or not delayed):
                     break
                 timeout = max(0.0, delayed[0][0] - now) if delayed else None
+                if not in_flight:
+                    # Everything waits for its retry time: sleep until the first is due
+                    # (`wait` on no futures returns at once, and the loop would spin).
+                    time.sleep(timeout or 0.0)
+                    continue
                 done, in_flight = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in done:
                     work, response, handling = future.result()
                     self.stats.count(response)
                     work.attempts += 1
-                    if handling.credentials_rejected:
-                        refused = handling.credentials_rejected
+                    if handling.stop is not None:
+                        stopped = stopped or handling.stop
                         on_unresolved(
-                            Unresolved(self._event_ids(work.request), refused, work.attempts)
+                            Unresolved(
+                                self._event_ids(work.request), handling.stop.reason, work.attempts
+                            )
                         )
                         continue
                     if handling.outcomes:
@@ -246,11 +264,11 @@ class Dispatcher(Generic[Request]):
                         on_accepted(work.request)
                     for retry in handling.retries:
                         self._schedule(retry, work, delayed, tiebreak, on_unresolved)
-            if refused is not None:
+            if stopped is not None:
                 leftovers = [entry[2].request for entry in delayed] + list(fresh)
                 for request in leftovers:
-                    on_unresolved(Unresolved(self._event_ids(request), refused, 0))
-                raise CredentialsRejected(f"integration '{self.integration}': {refused}")
+                    on_unresolved(Unresolved(self._event_ids(request), stopped.reason, 0))
+                raise stopped.error(f"integration '{self.integration}': {stopped.reason}")
 
     def _schedule(
         self,

@@ -4,7 +4,20 @@ means (docs/mparticle.md). Retrying, concurrency and giving up are the dispatche
 from collections.abc import Iterable, Iterator, Sequence
 
 from nami_pipelines.config import MParticleIntegration
+from nami_pipelines.destinations.answers import (
+    credentials_refused,
+    is_json_object,
+    is_retried,
+    looks_like_html,
+    wrong_destination,
+)
 from nami_pipelines.destinations.client import DeliverySink
+from nami_pipelines.destinations.credential_check import (
+    CredentialCheck,
+    check_transport,
+    checked,
+    undecided,
+)
 from nami_pipelines.destinations.http import (
     Dispatcher,
     DispatchStats,
@@ -31,6 +44,11 @@ from nami_pipelines.snapshots.attributes import UserAttributes
 
 BulkRequest = PackedRequest[MParticleBatch]
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def is_mparticle_answer(response: HttpResponse) -> bool:
+    """mParticle accepts with an empty body (or JSON); a page in its place is someone else's."""
+    return not response.body.strip() or is_json_object(response)
 
 
 def skipped_outcomes(skipped: Iterable[Skipped]) -> list[Outcome]:
@@ -66,9 +84,7 @@ class MParticleClient:
         self.stats = DispatchStats()
         self.seed = seed
 
-    def _dispatcher(self, path: str) -> Dispatcher[BulkRequest]:
-        url = f"{self.integration.api_base}{path}"
-
+    def _dispatcher(self, url: str) -> Dispatcher[BulkRequest]:
         def send(request: BulkRequest) -> HttpResponse:
             return self.transport.post(
                 url,
@@ -89,17 +105,22 @@ class MParticleClient:
         )
 
     def handle(self, request: BulkRequest, response: HttpResponse) -> Handling[BulkRequest]:
-        """The meaning of one response for the events of one bulk request (SPEC §4)."""
+        """The meaning of one response for the events of one bulk request (docs/mparticle.md).
+
+        Only mParticle's 400 with a body is a verdict on the events; a status mParticle does
+        not send for an event request, or a 2xx that is not its (empty or JSON) answer, stops
+        the integration and decides nothing.
+        """
         status = response.status
         if status in (200, 202):
+            if not is_mparticle_answer(response):
+                return Handling(stop=wrong_destination("mParticle", response, "pod or base_url"))
             return Handling(
                 outcomes=[Outcome(event_id, ACCEPTED) for event_id in request.event_ids],
                 accepted=True,
             )
         if status in (401, 403):
-            return Handling(
-                credentials_rejected=f"mParticle refused the S2S credentials (HTTP {status})"
-            )
+            return Handling(stop=credentials_refused("mParticle", response, "S2S key and secret"))
         if status == 413:
             if request.batch_count == 1:
                 # Packing keeps every batch under the documented limits: a 413 on one is the
@@ -116,20 +137,41 @@ class MParticleClient:
             retry_after = response.retry_after()
             delay = None if retry_after is None else self.policy.honour(retry_after)
             return Handling(retries=[Retry(request, response_summary(response), delay=delay)])
-        if status == 0 or status >= 500:
+        if is_retried(status):
             return Handling(retries=[Retry(request, response_summary(response))])
-        reason = response_summary(response)
-        return Handling(
-            outcomes=[Outcome(event_id, REJECTED, reason) for event_id in request.event_ids]
+        if status == 400 and response.body.strip() and not looks_like_html(response):
+            reason = response_summary(response)
+            return Handling(
+                outcomes=[Outcome(event_id, REJECTED, reason) for event_id in request.event_ids]
+            )
+        return Handling(stop=wrong_destination("mParticle", response, "pod or base_url"))
+
+    def check_credentials(self) -> CredentialCheck:
+        """An empty bulk request: no event is sent, and mParticle authenticates it first
+        (401 without credentials, 403 with refused ones)."""
+        transport = check_transport(self.integration.delivery.timeout_seconds)
+        response = transport.post(
+            self.integration.bulk_url,
+            data=b"[]",
+            headers=JSON_HEADERS,
+            auth=self.integration.basic_auth(),
         )
+        if response.status in (401, 403):
+            return checked("refused", response, "mParticle refused the S2S key and secret")
+        if response.status in (200, 202) and is_mparticle_answer(response):
+            return checked("accepted", response, "the S2S key and secret are accepted")
+        if response.status == 400 and is_json_object(response):
+            return checked("accepted", response, "authenticated; the empty request was refused")
+        return undecided(response, "mParticle", "pod or base_url")
 
     def send_events(
         self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
     ) -> None:
         batches, skipped = build_mparticle_batches(events, self.integration)
         sink.outcomes(skipped_outcomes(skipped), 0)
-        path = "/v2/bulkevents/historical" if historical else "/v2/bulkevents"
-        self._dispatcher(path).run(
+        integration = self.integration
+        url = integration.historical_url if historical else integration.bulk_url
+        self._dispatcher(url).run(
             routed(pack_mparticle_bulk(batches), sink),
             on_outcomes=sink.outcomes,
             on_unresolved=sink.unresolved,
@@ -167,7 +209,7 @@ class MParticleClient:
             users = [batch.nami_user_id for batch in request.items if batch.nami_user_id]
             sink.attributes_delivered(users, attributes)
 
-        self._dispatcher("/v2/bulkevents").run(
+        self._dispatcher(self.integration.bulk_url).run(
             routed(pack_mparticle_bulk(batches), sink),
             on_outcomes=sink.outcomes,
             on_unresolved=sink.unresolved,

@@ -102,7 +102,11 @@ def build_mparticle_batches(
         customer_id = _customer_id(integration, event.external_id, event.nami_user_id)
         if customer_id is None:
             skipped.append(
-                Skipped(event.event_id, event.nami_user_id, _missing_customer_id(integration))
+                Skipped(
+                    event.event_id,
+                    event.nami_user_id,
+                    _missing_customer_id(integration, event.external_id, event.nami_user_id),
+                )
             )
             continue
         key = (_environment(event.environment), customer_id, event.nami_user_id)
@@ -122,7 +126,8 @@ def build_mparticle_attribute_batch(
         return Skipped(None, target.nami_user_id, SANDBOX_DROPPED_REASON)
     customer_id = _customer_id(integration, target.external_id, target.nami_user_id)
     if customer_id is None:
-        return Skipped(None, target.nami_user_id, _missing_customer_id(integration))
+        reason = _missing_customer_id(integration, target.external_id, target.nami_user_id)
+        return Skipped(None, target.nami_user_id, reason)
     environment = _environment(target.environment)
     attributes = mparticle_user_attributes(target.attributes)
     as_of = "" if target.as_of is None else target.as_of.isoformat()
@@ -165,9 +170,15 @@ def _customer_id(
     )
 
 
-def _missing_customer_id(integration: MParticleIntegration) -> str:
+def _missing_customer_id(
+    integration: MParticleIntegration, external_id: str | None, nami_user_id: str | None
+) -> str:
     return missing_id_reason(
-        integration.customer_id, integration.fallback_to_nami_user_id, "customer_id"
+        integration.customer_id,
+        integration.fallback_to_nami_user_id,
+        "customer_id",
+        external_id,
+        nami_user_id,
     )
 
 

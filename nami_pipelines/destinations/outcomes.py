@@ -1,4 +1,5 @@
-"""What became of an event at a destination; the words the ledger stores."""
+"""What became of an event at a destination; the words the ledger stores; and the errors that
+stop an integration without deciding anything about its events."""
 
 from dataclasses import dataclass
 
@@ -16,8 +17,28 @@ class Outcome:
     reason: str | None = None
 
 
-class CredentialsRejected(RuntimeError):
-    """The API refused the integration's credentials: stop it, mark nothing sent.
+class IntegrationStopped(RuntimeError):
+    """The integration cannot go on: nothing it had not sent is marked sent or rejected, so its
+    events stay pending for a later run once the cause is fixed.
 
-    The message names the integration and the HTTP status, never the credential itself.
+    The message names the integration, and the URL and HTTP status where there is one; never
+    a credential.
     """
+
+
+class CredentialsRejected(IntegrationStopped):
+    """The API refused the integration's credentials."""
+
+
+class WrongDestination(IntegrationStopped):
+    """The answer did not come from the API as an answer to an event request (404, 405, a
+    redirect, a proxy's or captive portal's page): the URL is wrong or something stands between.
+    Only an API's verdict on an event dead-letters it, so none of these do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A response that stops the integration: why (no secret), and the error to raise."""
+
+    reason: str
+    error: type[IntegrationStopped]

@@ -25,7 +25,7 @@ RAMP: Final = 0.02
 
 class SendPacer:
     """A token bucket over events, shared by the threads of one client; open until a project
-    states its rate. Like the APIs' own buckets, a request larger than a second's allowance
+    states its rate (in a 429, or in the configuration). Like the APIs' own buckets, a request larger than a second's allowance
     goes out when the bucket is full and leaves it in debt, so big requests are slowed, never
     stuck."""
 
@@ -35,6 +35,7 @@ class SendPacer:
         sleep: Callable[[float], None] = time.sleep,
         *,
         share: float = 1.0,
+        stated_rate: float | None = None,
     ) -> None:
         self._share = share  # of a project's rate, when several processes send to it at once
         self._clock = clock
@@ -46,6 +47,12 @@ class SendPacer:
         self._updated = 0.0
         self._adjusted = float("-inf")
         self._stated: float | None = None
+        if stated_rate is not None:
+            # A rate the configuration states (a Starter project's 1,000 events/s) paces from
+            # the first request, with an empty bucket: no burst over the rate at the start.
+            self._stated = stated_rate
+            self._rate = max(stated_rate * share * PACE_SHARE, 1.0)
+            self._updated = clock()
 
     @property
     def rate(self) -> float | None:

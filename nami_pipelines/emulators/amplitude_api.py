@@ -35,6 +35,7 @@ from nami_pipelines.emulators.replies import (
     Incoming,
     Outcome,
     Reply,
+    answer_reply,
     gateway_reply,
     json_reply,
     text_reply,
@@ -111,6 +112,7 @@ class AmplitudeEmulator:
     def __init__(self, recorder: ApiRecorder) -> None:
         self.recorder = recorder
         self._windows: dict[tuple[str, str, str], SlidingWindowLimit] = {}
+        self._accepted_requests = 0
         self.configure(EmulatorSettings())
 
     def configure(self, settings: EmulatorSettings) -> None:
@@ -122,6 +124,7 @@ class AmplitudeEmulator:
         """Forgets rate history with the records, so a test starts from a quiet project."""
         self._windows = {}
         self._buckets = {}
+        self._accepted_requests = 0
 
     def handle(self, incoming: Incoming, partial: PartialReject | None, tally: Tally) -> Outcome:
         key: str | None = None
@@ -180,7 +183,8 @@ class AmplitudeEmulator:
         tally: Tally,
     ) -> Reply:
         events = payload.get("events")
-        if not isinstance(events, list):
+        if not isinstance(events, list) or not events:
+            # An empty list too: so a request with no event checks the key and ingests nothing.
             missing = _error(400, "Request missing required field", missing_field="events")
             raise _Refused("missing_events", missing)
         if path == HTTPAPI_PATH and len(events) > MAX_HTTPAPI_EVENTS:
@@ -260,6 +264,7 @@ class AmplitudeEmulator:
 
     def _ingest(self, key: str, path: str, events: list[dict[str, Any]], tally: Tally) -> None:
         tally["events"] += len(events)
+        self._accepted_requests += 1
         for event in events:
             if not self.recorder.is_new(key, event.get("insert_id")):
                 tally["duplicate_events"] += 1
@@ -270,7 +275,14 @@ class AmplitudeEmulator:
             if properties:
                 apply_user_properties(self.recorder.profile_to_update(key, user), properties)
             self.recorder.record(
-                "events", {"credential": key, "user": user, "endpoint": path, "event": event}
+                "events",
+                {
+                    "credential": key,
+                    "user": user,
+                    "endpoint": path,
+                    "request": self._accepted_requests,  # which accepted request carried it
+                    "event": event,
+                },
             )
 
     def _identify(self, key: str, raw: str | None, tally: Tally) -> Reply:
@@ -307,6 +319,8 @@ class AmplitudeEmulator:
             return _throttle_reply(HTTPAPI_EPS_PER_ID, {}, {}, [], headers=headers)
         if rule.kind == "too_large":
             return _error(413, "Payload too large")
+        if rule.kind == "answer":
+            return answer_reply(rule)
         if rule.status in GATEWAY_STATUSES:
             return gateway_reply(rule.status)
         return _error(rule.status or 500, "Internal server error (injected fault)")

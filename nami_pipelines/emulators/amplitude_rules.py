@@ -13,6 +13,27 @@ BATCH_EPS_PER_ID: Final = 1000
 DEFAULT_MIN_ID_LENGTH: Final = 5
 ID_FIELDS: Final = ("user_id", "device_id")
 PROPERTY_OPERATIONS: Final = ("$set", "$setOnce", "$unset")
+# Ids Amplitude refuses as placeholders for "no id", compared case-insensitively: an event that
+# carries one is listed in `events_with_invalid_fields` under the field. The emulator's own copy
+# of the rule, so a sender that shares a wrong list with it still gets caught.
+PLACEHOLDER_IDS: Final = frozenset(
+    {
+        "anonymous",
+        "nil",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "undefined",
+        "unknown",
+        "",
+        "00000000-0000-0000-0000-000000000000",
+        "{}",
+        "lmy47d",
+        "0",
+        "-1",
+    }
+)
 
 
 # The JSON types Amplitude accepts per known field (exact types: a boolean is not a number).
@@ -109,7 +130,9 @@ def check_events(events: list[Any], min_id_length: int) -> EventProblems:
             problems.invalid_fields.setdefault("user_properties", []).append(index)
         for name in ID_FIELDS:
             value = event.get(name)
-            if isinstance(value, str) and len(value) < min_id_length:
+            if isinstance(value, str) and value.lower() in PLACEHOLDER_IDS:
+                problems.invalid_fields.setdefault(name, []).append(index)
+            elif isinstance(value, str) and len(value) < min_id_length:
                 problems.invalid_id_lengths.setdefault(name, []).append(index)
     return problems
 
@@ -123,6 +146,8 @@ def identification_problem(identification: Any) -> str | None:
         return "an identification needs a user_id or a device_id"
     if any(value is not None and not isinstance(value, str) for value in ids):
         return "user_id and device_id must be strings"
+    if any(isinstance(value, str) and value.lower() in PLACEHOLDER_IDS for value in ids):
+        return "user_id or device_id is a placeholder, not an id"
     if any(isinstance(value, str) and len(value) < DEFAULT_MIN_ID_LENGTH for value in ids):
         return f"user_id and device_id need at least {DEFAULT_MIN_ID_LENGTH} characters"
     properties = identification.get("user_properties")

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 Api = Literal["mparticle", "amplitude"]
-FaultKind = Literal["throttle", "server_error", "slow", "drop", "partial_reject", "too_large"]
+FaultKind = Literal[
+    "throttle", "server_error", "slow", "drop", "partial_reject", "too_large", "answer"
+]
 
 APIS: Final[tuple[str, ...]] = get_args(Api)
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
@@ -30,6 +32,8 @@ class FaultRule:
     - `partial_reject`: `items` events (Amplitude, 400 listing their indexes, nothing ingested)
       or batches (mParticle: rejected inside a 202; a single `/v2/events` batch gets a 400).
     - `too_large`: 413 whatever the size.
+    - `answer`: exactly `status` (any, e.g. 404, 405, 302, or 200), with `body`, `content_type`
+      and a `Location` header when given: what a wrong URL, a proxy or a captive portal sends.
 
     `api` limits the rule to one API (None: both); `count` caps how many times it fires.
     """
@@ -43,6 +47,9 @@ class FaultRule:
     processed_share: float = 0.0
     delay_seconds: float = 0.0
     items: int = 1
+    body: str | None = None
+    content_type: str | None = None
+    location: str | None = None
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -61,8 +68,17 @@ class FaultRule:
                 raise ValueError(f"server_error needs status in {SERVER_ERROR_STATUSES}")
             if self.processed_share and self.status not in MAYBE_PROCESSED_STATUSES:
                 raise ValueError("a 503 is never processed: processed_share must be 0")
+        elif self.kind == "answer":
+            if self.status is None or not 100 <= self.status <= 599:
+                raise ValueError("answer needs a status between 100 and 599")
         elif self.status is not None:
-            raise ValueError("status only applies to server_error")
+            raise ValueError("status only applies to server_error and answer")
+        if self.kind != "answer" and (self.body, self.content_type, self.location) != (
+            None,
+            None,
+            None,
+        ):
+            raise ValueError("body, content_type and location only apply to answer")
         if self.processed_share and self.kind not in ("server_error", "drop"):
             raise ValueError("processed_share only applies to server_error and drop")
         if self.retry_after is not None and (self.kind != "throttle" or self.retry_after < 0):
@@ -78,6 +94,10 @@ class FaultRule:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"{name} must be an integer")
+        for name in ("body", "content_type", "location"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
         for name in ("rate", "processed_share", "delay_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -90,6 +110,8 @@ class FaultRule:
             return "429" if self.retry_after is None else "429_retry_after"
         if self.kind == "server_error":
             return str(self.status)
+        if self.kind == "answer":
+            return f"answer_{self.status}"
         return {"too_large": "413"}.get(self.kind, self.kind)
 
     def to_json(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from nami_pipelines.emulators.replies import (
     Incoming,
     Outcome,
     Reply,
+    answer_reply,
     empty_reply,
     gateway_reply,
     json_reply,
@@ -106,22 +107,23 @@ class MParticleEmulator:
         self._credentials = dict(settings.mparticle_credentials)
         self._validate_schema = settings.validate_schema
 
-    def _authenticate(self, header: str | None) -> str | None:
-        """The S2S key when the key and secret match a configured feed."""
+    def _authenticate(self, header: str | None) -> str | Reply:
+        """The S2S key when the key and secret match a configured feed; else mParticle's
+        answer: 401 without credentials, 403 with credentials it refuses."""
         credential = _credential_from(header)
         if credential is None:
-            return None
+            return _error(401, "UNAUTHORIZED", "missing S2S key and secret (HTTP Basic)")
         key, secret = credential
         expected = self._credentials.get(key)
         if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
-            return None
+            return _error(403, "FORBIDDEN", "the S2S key and secret are not accepted")
         return key
 
     def handle(self, incoming: Incoming, partial: PartialReject | None, tally: Tally) -> Outcome:
         key = self._authenticate(incoming.headers.get("authorization"))
-        if key is None:
-            tally.reject_request("unauthorized")
-            return Outcome(_error(401, "UNAUTHORIZED", "invalid or missing S2S key and secret"))
+        if isinstance(key, Reply):
+            tally.reject_request("unauthorized" if key.status == 401 else "forbidden")
+            return Outcome(key)
         try:
             batches = _read_request(incoming)
         except _Refused as refused:
@@ -260,6 +262,8 @@ class MParticleEmulator:
             return Reply(reply.status, reply.body, reply.content_type, headers)
         if rule.kind == "too_large":
             return _error(413, "PAYLOAD_TOO_LARGE", "request too large (injected fault)")
+        if rule.kind == "answer":
+            return answer_reply(rule)
         if rule.status in GATEWAY_STATUSES:
             return gateway_reply(rule.status)
         return _error(rule.status or 500, "SERVER_ERROR", "server error (injected fault)")

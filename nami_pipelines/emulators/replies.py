@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from nami_pipelines.emulators.fault_plan import FaultRule
+
 GATEWAY_STATUSES: Final = (502, 504)
 
 
@@ -57,3 +59,11 @@ def gateway_reply(status: int) -> Reply:
     that insists on parsing error bodies finds out here rather than in production."""
     reason = {502: "Bad Gateway", 504: "Gateway Timeout"}[status]
     return text_reply(status, f"{status} {reason}")
+
+
+def answer_reply(rule: FaultRule) -> Reply:
+    """The `answer` fault: whatever stands at a wrong URL or in front of the API (a 404 page, a
+    405, a redirect, a captive portal's HTML with a 200), exactly as the rule says."""
+    headers = {} if rule.location is None else {"Location": rule.location}
+    body = (rule.body or "").encode()
+    return Reply(rule.status or 404, body, rule.content_type, headers)

@@ -182,7 +182,7 @@ def test_refused_credentials_stop_the_integration_and_mark_nothing_sent(world, m
     with pytest.raises(CredentialsRejected) as raised:
         deliver(world, "ios_feed", world["days"][0], chunk_rows=20)  # several chunks
     message = str(raised.value)
-    assert "ios_feed" in message and "401" in message
+    assert "ios_feed" in message and "403" in message
     assert "wrong-secret-value-123" not in message and MPARTICLE_KEYS["ios_feed"][0] not in message
     entries = world["ledger"].entries("ios_feed")
     assert ACCEPTED not in {row["status"] for row in entries}

@@ -9,6 +9,7 @@ from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent
 from nami_pipelines.destinations.http import HttpResponse, RetryPolicy
 from nami_pipelines.destinations.mparticle_client import MParticleClient
 from nami_pipelines.destinations.mparticle_mapping import MParticleBatch
+from nami_pipelines.destinations.outcomes import CredentialsRejected
 from nami_pipelines.destinations.packing import pack_amplitude_requests, pack_mparticle_bulk
 
 FEED, PROJECT = parse_integrations(
@@ -62,7 +63,7 @@ def test_mparticle_decisions():
     assert "bad batch" in rejected.outcomes[0].reason and not rejected.retries
     for status in (401, 403):
         refused = client.handle(request, response(status))
-        assert refused.credentials_rejected and not refused.outcomes
+        assert refused.stop.error is CredentialsRejected and not refused.outcomes
     throttled = client.handle(request, response(429, retry_after="3"))
     assert [(r.request, r.delay) for r in throttled.retries] == [(request, 3.0)]
     assert client.handle(request, response(429)).retries[0].delay is None  # policy backoff
@@ -80,7 +81,7 @@ def test_amplitude_decisions():
     request = amplitude_request(["alice", "bob", "carol"])
     assert client.handle(request, response(200, {"code": 200})).accepted
     refused = client.handle(request, response(400, {"code": 400, "error": "Invalid API key: x"}))
-    assert refused.credentials_rejected
+    assert refused.stop.error is CredentialsRejected
     partial = client.handle(
         request,
         response(

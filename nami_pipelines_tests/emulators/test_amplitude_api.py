@@ -262,3 +262,57 @@ def test_stats_are_kept_per_project(emulator: EmulatorProcess) -> None:
     assert per_key[AMPLITUDE_KEY]["unique_events"] == 1
     assert per_key[OTHER_AMPLITUDE_KEY]["unique_events"] == 2
     assert per_key[OTHER_AMPLITUDE_KEY]["responses"] == {"200": 1}
+
+
+@pytest.mark.parametrize(
+    ("field", "placeholder"),
+    [
+        ("user_id", "null"),
+        ("user_id", "Undefined"),
+        ("user_id", "00000000-0000-0000-0000-000000000000"),
+        ("device_id", "lmy47d"),
+        ("device_id", "-1"),
+    ],
+)
+def test_placeholder_ids_are_refused_as_invalid_fields(
+    emulator: EmulatorProcess, field: str, placeholder: str
+) -> None:
+    """Amplitude refuses placeholder ids (whatever their case), listing the events that carry
+    one under the field, even with `min_id_length` lowered to take the short ones."""
+    events = [amplitude_event("user-0001"), {**amplitude_event("user-0002"), field: placeholder}]
+
+    response = upload(emulator, events, options={"min_id_length": 1})
+
+    assert response.status_code == 400
+    assert response.json()["events_with_invalid_fields"] == {field: [1]}
+    assert_nothing_ingested(emulator)
+
+
+def test_placeholder_id_in_an_identification_is_refused(emulator: EmulatorProcess) -> None:
+    response = identify(emulator, [{"user_id": "Anonymous", "user_properties": {"a": 1}}])
+
+    assert response.status_code == 400
+    assert "placeholder" in response.json()["error"]
+    assert emulator.profiles("amplitude") == []
+
+
+def test_a_request_with_no_event_checks_the_key_and_ingests_nothing(
+    emulator: EmulatorProcess,
+) -> None:
+    """What `check` relies on: a known key gets the 400 about missing events, an unknown one
+    "Invalid API key"."""
+    known = upload(emulator, [])
+    unknown = upload(emulator, [], api_key="not-a-project")
+
+    assert (known.status_code, known.json()["missing_field"]) == (400, "events")
+    assert unknown.status_code == 400
+    assert unknown.json()["error"].startswith("Invalid API key")
+    assert_nothing_ingested(emulator)
+
+
+def test_accepted_events_record_the_request_that_carried_them(emulator: EmulatorProcess) -> None:
+    upload(emulator, [amplitude_event("user-0001"), amplitude_event("user-0002")])
+    upload(emulator, [amplitude_event("user-0003")])
+
+    received = emulator.received("amplitude")
+    assert [entry["request"] for entry in received] == [1, 1, 2]

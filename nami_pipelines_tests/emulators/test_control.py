@@ -71,7 +71,7 @@ def test_secrets_never_appear_in_control_answers(emulator: EmulatorProcess) -> N
 def test_configure_changes_credentials(emulator: EmulatorProcess) -> None:
     emulator.configure(mparticle_credentials={"new-key": "new-secret"}, amplitude_api_keys=["k2"])
 
-    assert send_mparticle(emulator, (MPARTICLE_KEY, MPARTICLE_SECRET), 1) == 401
+    assert send_mparticle(emulator, (MPARTICLE_KEY, MPARTICLE_SECRET), 1) == 403
     assert send_mparticle(emulator, ("new-key", "new-secret"), 1) == 202
     refused = requests.post(
         emulator.amplitude_url,

@@ -213,3 +213,34 @@ def test_invalid_fault_plans_are_refused(emulator: EmulatorProcess) -> None:
         FaultRule("server_error", status=418)
     with pytest.raises(EmulatorError):
         emulator.received("mparticle", kind="nothing")
+
+
+def test_answer_fault_sends_exactly_the_status_body_and_location(
+    emulator: EmulatorProcess,
+) -> None:
+    """What a wrong URL, a proxy or a captive portal sends, for the senders' tests."""
+    portal = "<html><body>Sign in to the hotel Wi-Fi</body></html>"
+    emulator.inject_faults(
+        FaultRule("answer", status=200, body=portal, content_type="text/html", count=1),
+        FaultRule("answer", status=302, location="https://portal.example/login", count=1),
+        FaultRule("answer", status=405, count=1),
+    )
+
+    page = send_amplitude(emulator, [amplitude_event()])
+    redirect = send_mparticle(emulator, [mparticle_batch()], allow_redirects=False)
+    not_allowed = send_amplitude(emulator, [amplitude_event()])
+
+    assert (page.status_code, page.text) == (200, portal)
+    assert page.headers["content-type"].startswith("text/html")
+    assert redirect.status_code == 302
+    assert redirect.headers["location"] == "https://portal.example/login"
+    assert not_allowed.status_code == 405
+    assert emulator.stats()["amplitude"]["events"] == 0
+    assert emulator.stats()["amplitude"]["faults"] == {"answer_200": 1, "answer_405": 1}
+
+
+def test_answer_fault_fields_are_checked() -> None:
+    with pytest.raises(ValueError, match="answer needs a status"):
+        FaultRule("answer")
+    with pytest.raises(ValueError, match="only apply to answer"):
+        FaultRule("throttle", body="x")

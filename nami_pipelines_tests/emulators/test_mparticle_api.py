@@ -49,19 +49,24 @@ def test_official_sample_batch_is_accepted(emulator: EmulatorProcess) -> None:
 
 
 @pytest.mark.parametrize(
-    "auth",
-    [None, (MPARTICLE_KEY, "wrong-secret"), ("unknown-key", MPARTICLE_SECRET)],
+    ("auth", "status", "reason"),
+    [
+        (None, 401, "unauthorized"),
+        ((MPARTICLE_KEY, "wrong-secret"), 403, "forbidden"),
+        (("unknown-key", MPARTICLE_SECRET), 403, "forbidden"),
+    ],
     ids=["missing", "wrong-secret", "unknown-key"],
 )
-def test_bad_credentials_get_401_and_nothing_is_recorded(
-    emulator: EmulatorProcess, auth: tuple[str, str] | None
+def test_bad_credentials_get_401_or_403_and_nothing_is_recorded(
+    emulator: EmulatorProcess, auth: tuple[str, str] | None, status: int, reason: str
 ) -> None:
+    """As mParticle: 401 without credentials, 403 with credentials it refuses."""
     response = post(emulator, "/bulkevents", [mparticle_batch()], auth=auth)
 
-    assert response.status_code == 401
+    assert response.status_code == status
     stats = mparticle_stats(emulator)
     assert stats["events"] == 0
-    assert stats["rejected"]["reasons"] == {"unauthorized": 1}
+    assert stats["rejected"]["reasons"] == {reason: 1}
     assert stats["per_credential"] == {}
 
 

@@ -13,7 +13,7 @@ from nami_pipelines.defs.snapshots.assets import SNAPSHOTS_KEY
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
 from nami_pipelines.delivery.run import DeliveryReport, count_selected
 from nami_pipelines.delivery.shards import deliver_day_with_workers
-from nami_pipelines.destinations.outcomes import CredentialsRejected
+from nami_pipelines.destinations.outcomes import IntegrationStopped
 
 DELIVERIES_KEY = dg.AssetKey("integration_deliveries")
 EVERY_EVENT_HAS_AN_OUTCOME = "every_selected_event_has_an_outcome"
@@ -103,7 +103,7 @@ def build_delivery_asset(integrations: Sequence[AnyIntegration]) -> dg.AssetsDef
                 worker=f"{integration.name}-{context.run.run_id[:8]}",
                 progress=_progress_logger(context, count_selected(store, integration, day)),
             )
-        except CredentialsRejected as error:
+        except IntegrationStopped as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
         counts = ledger.status_counts(integration.name, day)
         settled = report.selected - report.unresolved
