@@ -176,6 +176,27 @@ def command_emulate(arguments: argparse.Namespace) -> None:
     serve(arguments.host, arguments.port)
 
 
+def command_receive(arguments: argparse.Namespace) -> None:
+    import logging
+
+    from nami_pipelines.config import integrations_file_path
+    from nami_pipelines.receiver.apps import WebhookConfigError, load_webhook_apps
+    from nami_pipelines.receiver.server import serve_receiver, warn_unsigned
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        apps = load_webhook_apps(integrations_file_path())
+    except WebhookConfigError as error:
+        raise CommandError(str(error)) from None
+    warn_unsigned(apps)
+    print(
+        f"receiving webhooks for {len(apps)} app(s) on "
+        f"http://{arguments.host}:{arguments.port}/webhooks/nami/<app_id>",
+        flush=True,
+    )
+    serve_receiver(arguments.host, arguments.port, _open_store(), apps)
+
+
 def command_demo(arguments: argparse.Namespace) -> None:
     from nami_pipelines.demo import run_demo
 
@@ -254,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     emulate = add("emulate", command_emulate, "run the local mParticle and Amplitude emulators")
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8765)
+
+    receive = add(
+        "receive",
+        command_receive,
+        "run the Nami webhook receiver (apps from the integrations file's webhooks: list)",
+    )
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=8080)
 
     demo = add("demo", command_demo, "the embedded end-to-end run on sample data")
     demo.add_argument("--users", type=int, default=500)

@@ -208,6 +208,14 @@ def parse_event_line(
     return validate_line_record(decode_line(raw), app_id=app_id, now=now)
 
 
+def parse_nami_body(raw: bytes, *, app_id: str, now: datetime | None = None) -> NamiEvent:
+    """Decode and validate one webhook body received for `app_id` (always Nami's format)."""
+    record = decode_line(raw)
+    if not isinstance(record, dict):
+        raise InvalidEvent("body is not a JSON object")
+    return validate_event(record_from_body(record, app_id), now=now)
+
+
 def event_id_of(raw: bytes) -> str | None:
     """The event id a rejected line carries (`event_id`, or a body's `id`), kept with it in the
     quarantine; None when the line has no readable one."""
