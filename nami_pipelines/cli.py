@@ -179,6 +179,8 @@ def command_emulate(arguments: argparse.Namespace) -> None:
 def command_receive(arguments: argparse.Namespace) -> None:
     import logging
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from nami_pipelines.config import integrations_file_path
     from nami_pipelines.receiver.apps import WebhookConfigError, load_webhook_apps
     from nami_pipelines.receiver.server import serve_receiver, warn_unsigned
@@ -194,7 +196,12 @@ def command_receive(arguments: argparse.Namespace) -> None:
         f"http://{arguments.host}:{arguments.port}/webhooks/nami/<app_id>",
         flush=True,
     )
-    serve_receiver(arguments.host, arguments.port, _open_store(), apps)
+    try:
+        store = _open_store()
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or type(error).__name__).splitlines()[0]
+        raise CommandError(f"the event database is unavailable: {reason}") from None
+    serve_receiver(arguments.host, arguments.port, store, apps)
 
 
 def command_demo(arguments: argparse.Namespace) -> None:

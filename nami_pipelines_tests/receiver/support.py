@@ -3,10 +3,14 @@ and a TCP relay in front of PostgreSQL that a test can cut and restore."""
 
 import contextlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -143,3 +147,47 @@ class TcpRelay:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+class ReceiverProcess:
+    """`nami-pipelines receive` as a user runs it, in a child process on a free port; its
+    output (logs included) goes to a file the test reads."""
+
+    def __init__(self, environment: Mapping[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.environment = {**os.environ, **environment}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        command = [sys.executable, "-m", "nami_pipelines.cli", "receive", "--port", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=self.environment, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                requests.get(f"{self.url}/healthz", timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"the receiver did not start:\n{self.log_path.read_text()}")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+    def post(self, app_id: str, raw: bytes, signature: str | None) -> requests.Response:
+        headers = {"nami-signature": signature} if signature is not None else {}
+        return requests.post(
+            f"{self.url}/webhooks/nami/{app_id}", data=raw, headers=headers, timeout=30
+        )
