@@ -244,3 +244,104 @@ def test_generated_nami_bodies_load_to_the_same_rows_and_snapshot(tmp_path, caps
     snapshot = snapshot_from_store(from_envelope, at)
     snapshot = snapshot[snapshot["nami_user_id"].isin(production_users)].reset_index(drop=True)
     assert snapshot_from_store(from_native, at).to_dict("records") == snapshot.to_dict("records")
+
+
+def test_both_mappings_send_the_same_requests_for_bodies_as_for_envelope_lines(
+    tmp_path, credentials_env
+):
+    from nami_pipelines.config import parse_integrations
+    from nami_pipelines.delivery.clients import client_for
+    from nami_pipelines.delivery.preview import preview_day
+    from nami_pipelines.events.generator import PRODUCTION_APP_ID, generate_events
+    from nami_pipelines.events.nami_bodies import body_from_record
+    from nami_pipelines.snapshots.repository import SnapshotRepository
+    from nami_pipelines_tests.conftest import integrations_document
+
+    records = [r for r in generate_events(40, 2, datetime(2026, 2, 1).date(), 8)]
+    production = [r for r in records if r["app_id"] == PRODUCTION_APP_ID]
+    envelope = write_bodies(tmp_path / "envelope.ndjson", production)
+    native = write_bodies(tmp_path / "native.ndjson", [body_from_record(r) for r in production])
+    stores = [EventStore(f"sqlite:///{tmp_path / name}.db") for name in ("envelope", "native")]
+    load_ndjson_file(envelope, stores[0])
+    load_ndjson_file(native, stores[1], app_id=PRODUCTION_APP_ID)
+    integrations = parse_integrations(
+        integrations_document("http://127.0.0.1:9", PRODUCTION_APP_ID)
+    )
+    now = datetime(2026, 2, 3, 12, tzinfo=UTC)
+
+    def requests_of(store: EventStore, integration) -> list[bytes]:
+        return list(
+            preview_day(
+                store=store,
+                repository=SnapshotRepository(store.engine),
+                integration=integration,
+                client=client_for(integration),
+                day=datetime(2026, 2, 1).date(),
+                now=now,
+            )
+        )
+
+    for integration in integrations:  # two mParticle feeds and an Amplitude project
+        from_envelope = requests_of(stores[0], integration)
+        assert from_envelope, integration.name
+        assert requests_of(stores[1], integration) == from_envelope, integration.name
+
+
+def test_the_nami_events_observation_counts_types_we_do_not_send(event_store, tmp_path):
+    import dagster as dg
+
+    from nami_pipelines.defs.events.assets import nami_events as nami_events_asset
+    from nami_pipelines.defs.resources import EventStoreResource
+
+    bodies = [
+        {"id": "s1", "event_type": "device.session.start", "created_date": "2026-11-24T08:00:00Z"},
+        {"id": "s2", "event_type": "device.session.start", "created_date": "2026-11-24T08:00:00Z"},
+        {"id": "p1", "event_type": "purchase.updated", "created_date": "2026-11-24T09:00:00Z"},
+        renewed_body(),
+    ]
+    load_ndjson_file(write_bodies(tmp_path / "b.ndjson", bodies), event_store, app_id=APP_ID)
+    resource = EventStoreResource(database_url=event_store.url)
+    definitions = dg.Definitions(assets=[nami_events_asset], resources={"event_store": resource})
+    result = definitions.resolve_implicit_global_asset_job_def().execute_in_process()
+    (observation,) = [
+        event.event_specific_data.asset_observation
+        for event in result.all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+    ]
+    metadata = observation.metadata
+    assert metadata["not_sent_by_type"].value == {"device.session.start": 2, "purchase.updated": 1}
+    assert metadata["rows"].value == 1 and metadata["quarantined"].value == 0
+
+
+def test_a_database_from_before_quarantine_keys_gets_them_and_keeps_its_rows(
+    database_url, tmp_path
+):
+    engine = sa.create_engine(database_url)
+    earlier = sa.MetaData()  # the quarantine table as earlier versions made it: no key
+    old_table = sa.Table(
+        "nami_events_quarantine",
+        earlier,
+        *(
+            column.copy()
+            for column in nami_events_quarantine.columns
+            if column.name != "content_key"
+        ),
+    )
+    earlier.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            old_table.insert().values(
+                source="old.ndjson",
+                line_number=1,
+                reason="invalid JSON",
+                raw_line="{",
+                quarantined_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+    engine.dispose()
+    store = EventStore(database_url)
+    source = write_bodies(tmp_path / "bad.ndjson", ["{still bad"])
+    load_ndjson_file(source, store)
+    load_ndjson_file(source, store)
+    assert store.count_quarantined() == 2
+    store.engine.dispose()
