@@ -322,9 +322,9 @@ def test_a_database_from_before_quarantine_keys_gets_them_and_keeps_its_rows(
         "nami_events_quarantine",
         earlier,
         *(
-            column.copy()
-            for column in nami_events_quarantine.columns
-            if column.name != "content_key"
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in nami_events_quarantine.columns
+            if c.name != "content_key"
         ),
     )
     earlier.create_all(engine)
