@@ -80,10 +80,7 @@ def insert_new_events(connection: Connection, batch: WriteBatch) -> InsertOutcom
     outcome = InsertOutcome()
     if not batch.events:
         return outcome
-    connection.execute(
-        update(nami_events_sequence).values(last_seq=nami_events_sequence.c.last_seq)
-    )
-    last_seq = int(connection.execute(select(nami_events_sequence.c.last_seq)).scalar_one())
+    last_seq = _lock_sequence(connection)
     stored = _stored_rows(connection, [e.event_id for e in batch.events])
     new_rows: list[dict[str, Any]] = []
     for index, event_row in enumerate(batch.events):
@@ -113,6 +110,16 @@ def insert_new_events(connection: Connection, batch: WriteBatch) -> InsertOutcom
         connection.execute(update(nami_events_sequence).values(last_seq=last_seq))
     outcome.loaded = len(new_rows)
     return outcome
+
+
+def _lock_sequence(connection: Connection) -> int:
+    """Take the sequence row's lock (held to the commit) and read the last number handed out:
+    one round trip where the database can return what it updated."""
+    lock = update(nami_events_sequence).values(last_seq=nami_events_sequence.c.last_seq)
+    if connection.dialect.update_returning:
+        return int(connection.execute(lock.returning(nami_events_sequence.c.last_seq)).scalar_one())
+    connection.execute(lock)
+    return int(connection.execute(select(nami_events_sequence.c.last_seq)).scalar_one())
 
 
 def _stored_rows(connection: Connection, event_ids: list[str]) -> dict[str, dict]:
