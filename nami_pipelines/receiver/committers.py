@@ -133,20 +133,18 @@ class GroupCommitter:
                     self._queue.task_done()
 
     async def _gather(self) -> list[_Waiting]:
+        """The first waiting request, what queued behind it, and what arrives within
+        `max_wait` after it (a sleep, not a timed `get`, so no request is taken and dropped)."""
         group = [await self._queue.get()]
-        deadline = asyncio.get_running_loop().time() + self.max_wait
-        while len(group) < self.max_group:
-            if not self._queue.empty():
-                group.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                group.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+        self._drain_into(group)
+        if len(group) < self.max_group and self.max_wait > 0:
+            await asyncio.sleep(self.max_wait)
+            self._drain_into(group)
         return group
+
+    def _drain_into(self, group: list[_Waiting]) -> None:
+        while len(group) < self.max_group and not self._queue.empty():
+            group.append(self._queue.get_nowait())
 
     async def _commit(self, group: list[_Waiting]) -> None:
         items = [waiting.item for waiting in group]

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from nami_pipelines.events.tables import nami_events, nami_events_quarantine
 from nami_pipelines.receiver.apps import webhook_apps
-from nami_pipelines.receiver.committers import PerRequestCommitter
+from nami_pipelines.receiver.committers import GroupCommitter, PerRequestCommitter
 from nami_pipelines.receiver.signatures import sign_hmac_sha256
 from nami_pipelines_tests.events.nami_body_samples import (
     EXTERNAL_ID,
@@ -188,3 +188,19 @@ def test_a_burst_of_concurrent_webhooks_is_each_stored_once_in_either_mode(
         sent += [body["id"] for body in bodies]
     assert sorted(row["event_id"] for row in stored(event_store)) == sorted(sent)
     assert [row["loaded_seq"] for row in stored(event_store)] == list(range(1, 121))
+
+
+def test_webhooks_arriving_together_share_a_transaction(event_store, monkeypatch):
+    commits = []
+    sa.event.listen(event_store.engine, "commit", lambda _connection: commits.append(1))
+    committer = GroupCommitter(event_store, max_wait=0.25)  # generous: the senders start at once
+    bodies = [transaction_body(id=f"together-{index:02d}") for index in range(16)]
+    apps = signed_apps(APP, monkeypatch=monkeypatch)
+    with RunningReceiver(event_store, apps, committer) as receiver, ThreadPoolExecutor(16) as pool:
+        receiver.post(APP, transaction_body(id="warm-up"))  # connections open, pool filled
+        before = len(commits)
+        answers = list(pool.map(lambda body: receiver.post(APP, body), bodies))
+        during = len(commits) - before
+    assert [answer.json() for answer in answers] == [{"status": "stored"}] * 16
+    assert 1 <= during < 16
+    assert len(stored(event_store)) == 17
