@@ -45,7 +45,9 @@ def test_an_outage_mid_burst_answers_503_and_retries_store_each_event_once(
             first = list(pool.map(send, range(len(bodies))))
             assert set(first) <= {200, 503} and 503 in first
             acknowledged = {bodies[i]["id"] for i, status in enumerate(first) if status == 200}
+            assert receiver.session.get(f"{receiver.url}/healthz", timeout=30).status_code == 503
             relay.restore()
+            assert receiver.session.get(f"{receiver.url}/healthz", timeout=30).status_code == 200
             retried = [i for i, status in enumerate(first) if status != 200]
             again = list(pool.map(lambda i: receiver.post(APP, bodies[i]).status_code, retried))
             assert set(again) == {200}
