@@ -30,7 +30,7 @@ from benchmarks.delivery import memory_rows, throughput_inputs, throughput_rows
 from benchmarks.report import Row, contention_note, render_table, skipped_row, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("delivery", "memory", "snapshots", "rate", "latency")
+SECTIONS = ("delivery", "memory", "snapshots", "rate", "latency", "webhooks")
 
 
 def _sizes(text: str) -> list[int]:
@@ -114,6 +114,15 @@ def parser() -> argparse.ArgumentParser:
         "--sensor-interval", type=int, default=30, help="NAMI_SENSOR_INTERVAL_SECONDS (item 5)"
     )
     parser.add_argument(
+        "--webhooks", type=int, default=20_000, help="webhooks per receiver case (issue 13)"
+    )
+    parser.add_argument(
+        "--webhook-rate", type=float, default=500.0, help="steady webhooks/s of the p99 case"
+    )
+    parser.add_argument(
+        "--webhook-seconds", type=float, default=20.0, help="seconds of the steady-rate case"
+    )
+    parser.add_argument(
         "--work-dir",
         type=Path,
         default=Path(tempfile.gettempdir()) / "nami-benchmarks",
@@ -144,6 +153,8 @@ QUICK = {
     "loads": 2,
     "load_rows": 300,
     "sensor_interval": 5,
+    "webhooks": 1_000,
+    "webhook_seconds": 2.0,
 }
 
 
@@ -252,6 +263,18 @@ def run(options: argparse.Namespace) -> list[Row]:
                 loads=options.loads,
                 rows_per_load=options.load_rows,
                 interval=options.sensor_interval,
+            ),
+        )
+    if "webhooks" in chosen:
+        from benchmarks.webhooks import webhook_rows
+
+        rows += _section(
+            "webhooks",
+            lambda: webhook_rows(
+                work,
+                webhooks=options.webhooks,
+                steady_rate=options.webhook_rate,
+                steady_seconds=options.webhook_seconds,
             ),
         )
     return rows

@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from nami_pipelines.events.loader import LoadSummary, load_ndjson_file
 from nami_pipelines.events.store import EventStore
-from nami_pipelines.samples import write_events_ndjson
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.samples.native_bodies import write_nami_bodies_ndjson
 from nami_pipelines.settings import events_db_url
 from nami_pipelines.snapshots.compute import snapshot_from_store
 
@@ -37,7 +38,9 @@ def _existing_file(value: str) -> Path:
     return path
 
 
-def load_file_with_progress(path: Path, store: EventStore) -> LoadSummary:
+def load_file_with_progress(
+    path: Path, store: EventStore, *, app_id: str | None = None
+) -> LoadSummary:
     """Load a file with a byte-based progress bar on stderr."""
     with tqdm(
         total=path.stat().st_size,
@@ -47,12 +50,19 @@ def load_file_with_progress(path: Path, store: EventStore) -> LoadSummary:
         file=sys.stderr,
         disable=None,
     ) as bar:
-        return load_ndjson_file(path, store, on_bytes=bar.update)
+        return load_ndjson_file(path, store, app_id=app_id, on_bytes=bar.update)
 
 
 def command_load(arguments: argparse.Namespace) -> None:
-    summary = load_file_with_progress(_existing_file(arguments.file), _open_store())
+    path = _existing_file(arguments.file)
+    summary = load_file_with_progress(path, _open_store(), app_id=arguments.app_id)
     print(summary.describe())
+    for line in summary.reason_lines():
+        print(line)
+    if summary.usable == 0:
+        reasons = summary.quarantined_by_reason
+        top = f" (top reason: {max(reasons, key=reasons.__getitem__)})" if reasons else ""
+        raise CommandError(f"no usable line in {path}{top}")
 
 
 def command_generate(arguments: argparse.Namespace) -> None:
@@ -60,6 +70,17 @@ def command_generate(arguments: argparse.Namespace) -> None:
         raise CommandError("--users and --days must be at least 1")
     out = Path(arguments.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if arguments.format == "nami":
+        count = write_nami_bodies_ndjson(
+            out,
+            users=arguments.users,
+            days=arguments.days,
+            start=arguments.start,
+            seed=arguments.seed,
+            app_id=arguments.app_id,
+        )
+        print(f"wrote {count} Nami webhook bodies of app {arguments.app_id} to {out}")
+        return
     count = write_events_ndjson(
         out,
         users=arguments.users,
@@ -166,6 +187,34 @@ def command_emulate(arguments: argparse.Namespace) -> None:
     serve(arguments.host, arguments.port)
 
 
+def command_receive(arguments: argparse.Namespace) -> None:
+    import logging
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from nami_pipelines.config import integrations_file_path
+    from nami_pipelines.receiver.apps import WebhookConfigError, load_webhook_apps
+    from nami_pipelines.receiver.server import serve_receiver, warn_unsigned
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        apps = load_webhook_apps(integrations_file_path())
+    except WebhookConfigError as error:
+        raise CommandError(str(error)) from None
+    warn_unsigned(apps)
+    print(
+        f"receiving webhooks for {len(apps)} app(s) on "
+        f"http://{arguments.host}:{arguments.port}/webhooks/nami/<app_id>",
+        flush=True,
+    )
+    try:
+        store = _open_store()
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or type(error).__name__).splitlines()[0]
+        raise CommandError(f"the event database is unavailable: {reason}") from None
+    serve_receiver(arguments.host, arguments.port, store, apps)
+
+
 def command_demo(arguments: argparse.Namespace) -> None:
     from nami_pipelines.demo import run_demo
 
@@ -194,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = add("load", command_load, "load an NDJSON file of Nami events into the event table")
     load.add_argument("file")
+    load.add_argument(
+        "--app-id",
+        help="the Nami app of lines that are Nami's own webhook bodies (told apart per line)",
+    )
 
     generate = add("generate", command_generate, "write realistic sample events as NDJSON")
     generate.add_argument("--users", type=int, required=True)
@@ -201,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--start", type=_iso_date, required=True)
     generate.add_argument("--seed", type=int, default=1)
     generate.add_argument("--out", required=True)
+    generate.add_argument(
+        "--format",
+        choices=["envelope", "nami"],
+        default="envelope",
+        help="envelope: the event table's lines; nami: Nami's webhook bodies of one app",
+    )
+    generate.add_argument(
+        "--app-id", default=PRODUCTION_APP_ID, help="with --format nami: the app written"
+    )
 
     snapshot = add("snapshot", command_snapshot, "print every user's namiml_* attributes at --at")
     snapshot.add_argument("--at", required=True, help="ISO 8601 instant with a UTC offset")
@@ -239,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     emulate = add("emulate", command_emulate, "run the local mParticle and Amplitude emulators")
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8765)
+
+    receive = add(
+        "receive",
+        command_receive,
+        "run the Nami webhook receiver (apps from the integrations file's webhooks: list)",
+    )
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=8080)
 
     demo = add("demo", command_demo, "the embedded end-to-end run on sample data")
     demo.add_argument("--users", type=int, default=500)

@@ -24,6 +24,13 @@ SENDABLE_EVENT_TYPES: Final[tuple[str, ...]] = (
 
 KNOWN_EVENT_TYPES: Final[frozenset[str]] = frozenset(SENDABLE_EVENT_TYPES)
 
+# Types Nami emits that no destination takes: acknowledged and counted, never quarantined.
+UNSENT_EVENT_TYPES: Final[tuple[str, ...]] = (
+    "device.session.start",
+    "device.session.end",
+    "purchase.updated",
+)
+
 
 def is_user_event(event_type: str) -> bool:
     """`user.*` events carry the user's whole state; they drive the attribute snapshot."""

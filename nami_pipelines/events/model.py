@@ -48,3 +48,13 @@ class QuarantinedLine:
     raw_line: str
     reason: str
     event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnsentEvent:
+    """An event of a type Nami emits and no destination takes (e.g. `device.session.start`):
+    kept by id so that it is counted once per type however often Nami retries it."""
+
+    event_id: str
+    event_type: str
+    app_id: str

@@ -1,10 +1,9 @@
 """The event store: one SQL database (SQLite embedded, PostgreSQL in production) behind SQLAlchemy."""
 
 import itertools
-import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,11 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
-    update,
+    text,
 )
-from sqlalchemy.engine import Connection
 
 from nami_pipelines.events.model import NamiEvent, QuarantinedLine
 from nami_pipelines.events.tables import (
@@ -29,10 +28,17 @@ from nami_pipelines.events.tables import (
     nami_events,
     nami_events_quarantine,
     nami_events_sequence,
+    nami_events_unsent,
+)
+from nami_pipelines.events.writes import (
+    PRESENCE_QUERY_CHUNK,
+    InsertOutcome,
+    WriteBatch,
+    insert_new_events,
+    write_batch,
 )
 
 READ_CHUNK_ROWS = 50_000
-_PRESENCE_QUERY_CHUNK = 500
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -61,15 +67,6 @@ def to_utc_series(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
-@dataclass(slots=True)
-class InsertOutcome:
-    """What happened to a chunk of validated events."""
-
-    loaded: int = 0
-    duplicates: int = 0
-    conflicts: list[QuarantinedLine] = field(default_factory=list)
-
-
 @dataclass(frozen=True, slots=True)
 class UserSpan:
     """The users with `after < nami_user_id <= until` (an open end where None), in the
@@ -94,6 +91,7 @@ class EventStore:
         self.url = url
         self.engine = create_store_engine(url)
         metadata.create_all(self.engine)
+        _add_quarantine_content_key(self.engine)
         with self.engine.begin() as connection:
             exists = connection.execute(select(nami_events_sequence.c.sequence_id)).first()
             if exists is None:
@@ -106,78 +104,37 @@ class EventStore:
     def insert_events(
         self, events: Sequence[NamiEvent], *, source: str, line_numbers: Sequence[int]
     ) -> InsertOutcome:
-        """Insert new events with the next `loaded_seq` values, in one serialized transaction.
-
-        An `event_id` already stored with the same content is a duplicate (loading a file twice is
-        a no-op); with different content it is a conflict, quarantined rather than overwritten.
-        """
-        outcome = InsertOutcome()
-        if not events:
-            return outcome
+        """Insert new events with the next `loaded_seq` values, in one serialized transaction
+        (duplicates are no-ops, conflicts are returned, not written)."""
+        batch = WriteBatch(events, [source] * len(events), line_numbers)
         with self.engine.begin() as connection:
-            last_seq = self._lock_sequence(connection)
-            stored = self._stored_rows(connection, [e.event_id for e in events])
-            new_rows: list[dict[str, Any]] = []
-            for event_row, line_number in zip(events, line_numbers, strict=True):
-                row = event_row.row()
-                previous = stored.get(event_row.event_id)
-                if previous is None:
-                    last_seq += 1
-                    new_rows.append({**row, "loaded_seq": last_seq})
-                    stored[event_row.event_id] = row
-                elif _same_content(previous, row):
-                    outcome.duplicates += 1
-                else:
-                    outcome.conflicts.append(
-                        QuarantinedLine(
-                            source=source,
-                            line_number=line_number,
-                            raw_line=_describe(row),
-                            reason="duplicate event_id with different content",
-                            event_id=event_row.event_id,
-                        )
-                    )
-            if new_rows:
-                connection.execute(insert(nami_events), new_rows)
-                connection.execute(update(nami_events_sequence).values(last_seq=last_seq))
-            outcome.loaded = len(new_rows)
-        return outcome
+            return insert_new_events(connection, batch)
 
-    def _lock_sequence(self, connection: Connection) -> int:
-        connection.execute(
-            update(nami_events_sequence).values(last_seq=nami_events_sequence.c.last_seq)
-        )
-        return int(connection.execute(select(nami_events_sequence.c.last_seq)).scalar_one())
-
-    def _stored_rows(self, connection: Connection, event_ids: list[str]) -> dict[str, dict]:
-        columns = [c for c in nami_events.columns if c.name != "loaded_seq"]
-        found: dict[str, dict] = {}
-        unique_ids = list(dict.fromkeys(event_ids))
-        for start in range(0, len(unique_ids), _PRESENCE_QUERY_CHUNK):
-            chunk = unique_ids[start : start + _PRESENCE_QUERY_CHUNK]
-            query = select(*columns).where(nami_events.c.event_id.in_(chunk))
-            for row in connection.execute(query).mappings():
-                found[row["event_id"]] = dict(row)
-        return found
+    def write(self, batch: WriteBatch) -> InsertOutcome:
+        """Events, unsent-type events and quarantined lines (conflicts included) in one
+        transaction: all committed when this returns, nothing written when it raises."""
+        with self.engine.begin() as connection:
+            return write_batch(connection, batch)
 
     def quarantine(self, lines: Sequence[QuarantinedLine]) -> None:
-        """Keep unusable lines with their reason; they are listed in the UI and never dropped."""
-        if not lines:
-            return
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "source": line.source,
-                "line_number": line.line_number,
-                "event_id": line.event_id,
-                "reason": line.reason,
-                "raw_line": line.raw_line,
-                "quarantined_at": now,
-            }
-            for line in lines
-        ]
-        with self.engine.begin() as connection:
-            connection.execute(insert(nami_events_quarantine), rows)
+        """Keep unusable lines with their reason; a line already kept is not added again."""
+        self.write(WriteBatch(quarantined=lines))
+
+    def unsent_counts(self) -> dict[str, int]:
+        """How many events of each type no destination takes were received (each id once)."""
+        query = select(nami_events_unsent.c.event_type, func.count()).group_by(
+            nami_events_unsent.c.event_type
+        )
+        with self.engine.connect() as connection:
+            return {kind: int(count) for kind, count in connection.execute(query).all()}
+
+    def quarantined_by_reason(self) -> dict[str, int]:
+        """Quarantined rows per reason, most frequent first."""
+        count = func.count().label("rows")
+        reason = nami_events_quarantine.c.reason
+        query = select(reason, count).group_by(reason).order_by(count.desc(), reason)
+        with self.engine.connect() as connection:
+            return {why: int(rows) for why, rows in connection.execute(query).all()}
 
     def read_events(
         self,
@@ -208,8 +165,8 @@ class EventStore:
             yield from self._stream(query, chunk_rows)
             return
         users = list(dict.fromkeys(nami_user_ids))
-        for start in range(0, len(users), _PRESENCE_QUERY_CHUNK):
-            chunk = users[start : start + _PRESENCE_QUERY_CHUNK]
+        for start in range(0, len(users), PRESENCE_QUERY_CHUNK):
+            chunk = users[start : start + PRESENCE_QUERY_CHUNK]
             yield from self._stream(query.where(nami_events.c.nami_user_id.in_(chunk)), chunk_rows)
 
     def read_events_by_user(
@@ -338,8 +295,8 @@ class EventStore:
         columns = ["nami_user_id", "environment", "device_id", "occurred_at", "loaded_seq"]
         frames = []
         with self.engine.connect() as connection:
-            for start in range(0, len(users), _PRESENCE_QUERY_CHUNK):
-                chunk = list(users[start : start + _PRESENCE_QUERY_CHUNK])
+            for start in range(0, len(users), PRESENCE_QUERY_CHUNK):
+                chunk = list(users[start : start + PRESENCE_QUERY_CHUNK])
                 query = select(*(nami_events.c[name] for name in columns)).where(
                     *conditions, nami_events.c.nami_user_id.in_(chunk)
                 )
@@ -405,6 +362,19 @@ class EventStore:
             return pd.read_sql(query, connection)
 
 
+def _add_quarantine_content_key(engine: Engine) -> None:
+    """Databases made before quarantined lines were keyed get the key column (older rows keep a
+    null key: they stay, and are not matched against)."""
+    if "content_key" in {c["name"] for c in inspect(engine).get_columns("nami_events_quarantine")}:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            text("ALTER TABLE nami_events_quarantine ADD COLUMN content_key VARCHAR(64)")
+        )
+        for index in nami_events_quarantine.indexes:
+            index.create(connection)
+
+
 def _whole_users(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Re-cut frames ordered by `nami_user_id` so that no user's rows span two of them."""
     pending: pd.DataFrame | None = None
@@ -424,18 +394,3 @@ def _whole_users(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         pending = combined.iloc[boundary:].reset_index(drop=True)
     if pending is not None and len(pending):
         yield pending
-
-
-def _normalized(value: Any) -> Any:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC)
-    return value
-
-
-def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
-    return all(_normalized(stored[key]) == _normalized(incoming[key]) for key in incoming)
-
-
-def _describe(row: dict[str, Any]) -> str:
-    return json.dumps({**row, "occurred_at": row["occurred_at"].isoformat()})

@@ -46,6 +46,20 @@ nami_events_quarantine = Table(
     Column("reason", Text, nullable=False),
     Column("raw_line", Text, nullable=False),
     Column("quarantined_at", DateTime(timezone=True), nullable=False),
+    # A hash of where the line came from and what it said: the same bad line loaded again (or a
+    # webhook Nami retries) is kept once.
+    Column("content_key", String(64)),
+    Index("ux_nami_events_quarantine_content_key", "content_key", unique=True),
+)
+
+# Events of types no destination takes (docs/input.md), by id so that retries count once.
+nami_events_unsent = Table(
+    "nami_events_unsent",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("event_type", String(128), nullable=False),
+    Column("app_id", String(128), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(column.name for column in nami_events.columns)

@@ -14,9 +14,11 @@ from nami_pipelines.event_types import (
     DEVICE_TRANSACTION,
     JOURNEY_STATE_FLAGS,
     KNOWN_EVENT_TYPES,
+    UNSENT_EVENT_TYPES,
     is_user_event,
 )
-from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.events.model import NamiEvent, UnsentEvent
+from nami_pipelines.events.nami_bodies import is_native_body, record_from_body
 
 ENVIRONMENTS = frozenset({"production", "sandbox"})
 ID_MAX_LENGTH = 128
@@ -27,6 +29,14 @@ FUTURE_TOLERANCE = timedelta(days=1)
 
 class InvalidEvent(ValueError):
     """The reason a line goes to quarantine; its message is shown to users as is."""
+
+
+class NotSentType(Exception):
+    """A well-formed event of a type no destination takes; counted, never quarantined."""
+
+    def __init__(self, event: UnsentEvent) -> None:
+        super().__init__(event.event_type)
+        self.event = event
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:
@@ -122,6 +132,9 @@ def validate_event(record: Any, *, now: datetime | None = None) -> NamiEvent:
     event_type = record.get("event_type")
     if not isinstance(event_type, str) or not event_type:
         raise InvalidEvent("event_type is missing")
+    if event_type in UNSENT_EVENT_TYPES:
+        app_id = _required_text(record, "app_id", ID_MAX_LENGTH)
+        raise NotSentType(UnsentEvent(event_id, event_type, app_id))
     if event_type not in KNOWN_EVENT_TYPES:
         raise InvalidEvent(f"unknown event_type {event_type[:128]!r}")
     occurred_at = parse_timestamp(record.get("occurred_at"), "occurred_at")
@@ -164,17 +177,56 @@ def validate_event(record: Any, *, now: datetime | None = None) -> NamiEvent:
     )
 
 
-def parse_event_line(raw: bytes, *, now: datetime | None = None) -> NamiEvent:
-    """Decode and validate one NDJSON line (bytes, so that bad encodings are caught here)."""
+def decode_line(raw: bytes) -> Any:
+    """The JSON value of one line or body (bytes, so that bad encodings are caught here)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidEvent(f"line is not valid UTF-8 (byte {error.start})") from None
     try:
-        record = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidEvent(f"invalid JSON: {error.msg} at column {error.colno}") from None
+
+
+def validate_line_record(
+    record: Any, *, app_id: str | None, now: datetime | None = None
+) -> NamiEvent:
+    """Validate a decoded line in either format, told apart per line: the envelope, or one of
+    Nami's bodies (which needs the app it was received for)."""
+    if is_native_body(record):
+        if app_id is None:
+            raise InvalidEvent("a Nami webhook body needs the app it belongs to (load --app-id)")
+        record = record_from_body(record, app_id)
     return validate_event(record, now=now)
+
+
+def parse_event_line(
+    raw: bytes, *, now: datetime | None = None, app_id: str | None = None
+) -> NamiEvent:
+    """Decode and validate one NDJSON line; with `app_id`, Nami's own bodies are taken too."""
+    return validate_line_record(decode_line(raw), app_id=app_id, now=now)
+
+
+def parse_nami_body(raw: bytes, *, app_id: str, now: datetime | None = None) -> NamiEvent:
+    """Decode and validate one webhook body received for `app_id` (always Nami's format)."""
+    record = decode_line(raw)
+    if not isinstance(record, dict):
+        raise InvalidEvent("body is not a JSON object")
+    return validate_event(record_from_body(record, app_id), now=now)
+
+
+def event_id_of(raw: bytes) -> str | None:
+    """The event id a rejected line carries (`event_id`, or a body's `id`), kept with it in the
+    quarantine; None when the line has no readable one."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    value = record.get("event_id", record.get("id"))
+    return value[:EVENT_ID_MAX_LENGTH] if isinstance(value, str) and value else None
 
 
 def raw_text(raw: bytes) -> str:

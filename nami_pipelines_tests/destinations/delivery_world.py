@@ -12,9 +12,9 @@ from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.delivery.run import DeliveryReport, deliver_day
 from nami_pipelines.destinations.http import RetryPolicy
 from nami_pipelines.emulators import EmulatorProcess
-from nami_pipelines.events.generator import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.events.store import EventStore
+from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines.snapshots.repository import SnapshotRepository
 
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.1)

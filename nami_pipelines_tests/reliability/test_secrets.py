@@ -1,11 +1,16 @@
 """After full runs with failures, no API key, S2S key or secret appears anywhere a user or an
 attacker could read: run logs, event log storage, asset metadata, exceptions, the event database,
-or the URLs the senders call."""
+or the URLs the senders call; nor does a webhook secret in the receiver's logs and answers."""
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.defs.delivery.assets import RESEND_TAG
@@ -14,8 +19,11 @@ from nami_pipelines.defs.delivery.partitions import delivery_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.emulators import FaultRule
 from nami_pipelines.events.loader import load_ndjson_file
+from nami_pipelines.receiver.signatures import sign_hmac_sha256
 from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 from nami_pipelines_tests.conftest import integrations_document
+from nami_pipelines_tests.events.nami_body_samples import renewed_body
+from nami_pipelines_tests.receiver.support import ReceiverProcess
 
 REFUSED_KEY = "refused-amplitude-key-31c9"
 
@@ -86,3 +94,56 @@ def test_no_secret_anywhere_after_runs_with_failures(
     for integration in integrations:
         base = getattr(integration, "base_url", None) or integration.api_base
         assert not any(secret in base for secret in secrets)
+
+
+def test_no_webhook_secret_in_the_receivers_logs_answers_or_database(tmp_path):
+    secret, other_secret, db_password = "whsec-own-7b21e0", "whsec-shared-c93d4a", "dbpass-5e8f1c"
+    integrations = tmp_path / "integrations.yaml"
+    integrations.write_text(
+        yaml.safe_dump(
+            {"webhooks": [{"app_id": "prod", "secret_env": "PROD_WEBHOOK_SECRET"}, {"app_id": "x"}]}
+        )
+    )
+    database = tmp_path / "events.sqlite"
+    environment = {
+        "NAMI_INTEGRATIONS_FILE": str(integrations),
+        "NAMI_EVENTS_DB_URL": f"sqlite:///{database}",
+        "PROD_WEBHOOK_SECRET": secret,
+        "NAMI_WEBHOOK_SECRET": other_secret,
+    }
+    good = json.dumps(renewed_body()).encode()
+    log = tmp_path / "receiver.log"
+    with ReceiverProcess(environment, log) as receiver:
+        answers = [
+            receiver.post("prod", good, None),
+            receiver.post("prod", good, sign_hmac_sha256(good, other_secret)),
+            receiver.post("prod", good, secret),  # the secret itself sent as the signature
+            receiver.post("nope", good, sign_hmac_sha256(good, secret)),
+            receiver.post("prod", b"{bad", sign_hmac_sha256(b"{bad", secret)),
+            receiver.post("prod", good, sign_hmac_sha256(good, secret)),
+        ]
+    assert [answer.status_code for answer in answers] == [401, 401, 401, 404, 200, 200]
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "nami_pipelines.cli", "receive", "--port", "1"],
+        env={
+            **os.environ,
+            **environment,
+            "NAMI_EVENTS_DB_URL": f"postgresql://nami:{db_password}@127.0.0.1:1/events",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unreachable.returncode != 0
+    assert "the event database is unavailable" in unreachable.stderr
+    haystacks = {
+        "receiver log": log.read_text(),
+        "answers": "\n".join(answer.text for answer in answers),
+        "failed start": unreachable.stdout + unreachable.stderr,
+    }
+    for path in database.parent.glob(database.name + "*"):
+        haystacks[str(path)] = path.read_bytes().decode("latin-1")
+    assert "wrong nami-signature" in haystacks["receiver log"]
+    for where, text in haystacks.items():
+        for hidden in (secret, other_secret, db_password):
+            assert hidden not in text, f"{hidden[:6]}... found in {where}"

@@ -24,6 +24,9 @@ def nami_events(event_store: EventStoreResource) -> dg.ObserveResult:
             "max_loaded_seq": dg.MetadataValue.int(max_seq),
             "quarantined": dg.MetadataValue.int(store.count_quarantined()),
             "quarantine_preview": dg.MetadataValue.md(preview or "nothing quarantined"),
+            # Types Nami emits that no destination takes (session starts and ends, purchase
+            # updates): acknowledged and counted here, never quarantined.
+            "not_sent_by_type": dg.MetadataValue.json(store.unsent_counts()),
         },
     )
 

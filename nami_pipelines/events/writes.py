@@ -1,0 +1,194 @@
+"""The write side of the event store: new events, unsent-type events and quarantined lines, all
+in one transaction, so a load chunk or a group of webhooks is either committed whole or not at all.
+
+Writers lock the sequence row first; the lock serializes them, so rows become visible in
+`loaded_seq` order (a sensor's cursor never skips a row committed late).
+"""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Insert, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from nami_pipelines.events.model import NamiEvent, QuarantinedLine, UnsentEvent
+from nami_pipelines.events.tables import (
+    nami_events,
+    nami_events_quarantine,
+    nami_events_sequence,
+    nami_events_unsent,
+)
+
+PRESENCE_QUERY_CHUNK = 500
+CONFLICT_REASON = "duplicate event_id with different content"
+
+EventFate = Literal["loaded", "duplicate", "conflict"]
+
+
+@dataclass(slots=True)
+class InsertOutcome:
+    """What happened to a chunk of validated events, in total and per event (in input order)."""
+
+    loaded: int = 0
+    duplicates: int = 0
+    conflicts: list[QuarantinedLine] = field(default_factory=list)
+    fates: list[EventFate] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    """Everything one transaction writes. `line_numbers` and `sources` go with `events` (where a
+    conflicting event is reported from)."""
+
+    events: Sequence[NamiEvent] = ()
+    sources: Sequence[str] = ()
+    line_numbers: Sequence[int] = ()
+    unsent: Sequence[UnsentEvent] = ()
+    quarantined: Sequence[QuarantinedLine] = ()
+
+
+def content_key(line: QuarantinedLine) -> str:
+    """Where a quarantined line came from and what it said, hashed: its identity on reload."""
+    text = f"{line.source}\x00{line.line_number}\x00{line.raw_line}"
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def write_batch(connection: Connection, batch: WriteBatch) -> InsertOutcome:
+    """Write a batch inside the caller's transaction; conflicts are quarantined in it too."""
+    outcome = insert_new_events(connection, batch)
+    _insert_ignoring_present(
+        connection,
+        nami_events_unsent,
+        _unsent_rows(batch.unsent),
+        key="event_id",
+    )
+    quarantined = [*batch.quarantined, *outcome.conflicts]
+    _insert_ignoring_present(
+        connection, nami_events_quarantine, _quarantine_rows(quarantined), key="content_key"
+    )
+    return outcome
+
+
+def insert_new_events(connection: Connection, batch: WriteBatch) -> InsertOutcome:
+    """An `event_id` already stored with the same content is a duplicate (a reload or a retry is
+    a no-op); with different content it is a conflict, quarantined rather than overwritten."""
+    outcome = InsertOutcome()
+    if not batch.events:
+        return outcome
+    last_seq = _lock_sequence(connection)
+    stored = _stored_rows(connection, [e.event_id for e in batch.events])
+    new_rows: list[dict[str, Any]] = []
+    for index, event_row in enumerate(batch.events):
+        row = event_row.row()
+        previous = stored.get(event_row.event_id)
+        if previous is None:
+            last_seq += 1
+            new_rows.append({**row, "loaded_seq": last_seq})
+            stored[event_row.event_id] = row
+            outcome.fates.append("loaded")
+        elif _same_content(previous, row):
+            outcome.duplicates += 1
+            outcome.fates.append("duplicate")
+        else:
+            outcome.fates.append("conflict")
+            outcome.conflicts.append(
+                QuarantinedLine(
+                    source=batch.sources[index],
+                    line_number=batch.line_numbers[index],
+                    raw_line=_describe(row),
+                    reason=CONFLICT_REASON,
+                    event_id=event_row.event_id,
+                )
+            )
+    if new_rows:
+        connection.execute(insert(nami_events), new_rows)
+        connection.execute(update(nami_events_sequence).values(last_seq=last_seq))
+    outcome.loaded = len(new_rows)
+    return outcome
+
+
+def _lock_sequence(connection: Connection) -> int:
+    """Take the sequence row's lock (held to the commit) and read the last number handed out:
+    one round trip where the database can return what it updated."""
+    lock = update(nami_events_sequence).values(last_seq=nami_events_sequence.c.last_seq)
+    if connection.dialect.update_returning:
+        return int(connection.execute(lock.returning(nami_events_sequence.c.last_seq)).scalar_one())
+    connection.execute(lock)
+    return int(connection.execute(select(nami_events_sequence.c.last_seq)).scalar_one())
+
+
+def _stored_rows(connection: Connection, event_ids: list[str]) -> dict[str, dict]:
+    columns = [c for c in nami_events.columns if c.name != "loaded_seq"]
+    found: dict[str, dict] = {}
+    unique_ids = list(dict.fromkeys(event_ids))
+    for start in range(0, len(unique_ids), PRESENCE_QUERY_CHUNK):
+        chunk = unique_ids[start : start + PRESENCE_QUERY_CHUNK]
+        query = select(*columns).where(nami_events.c.event_id.in_(chunk))
+        for row in connection.execute(query).mappings():
+            found[row["event_id"]] = dict(row)
+    return found
+
+
+def _unsent_rows(events: Sequence[UnsentEvent]) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    rows = {
+        event.event_id: {
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "app_id": event.app_id,
+            "received_at": now,
+        }
+        for event in events
+    }
+    return list(rows.values())
+
+
+def _quarantine_rows(lines: Sequence[QuarantinedLine]) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    rows: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        key = content_key(line)
+        rows[key] = {
+            "source": line.source,
+            "line_number": line.line_number,
+            "event_id": line.event_id,
+            "reason": line.reason,
+            "raw_line": line.raw_line,
+            "quarantined_at": now,
+            "content_key": key,
+        }
+    return list(rows.values())
+
+
+def _insert_ignoring_present(
+    connection: Connection, table: Any, rows: list[dict[str, Any]], *, key: str
+) -> None:
+    """Insert rows whose `key` is not stored yet (a unique column); the others are left as is."""
+    if not rows:
+        return
+    statement: Insert
+    if connection.dialect.name == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+    else:
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+    connection.execute(statement, rows)
+
+
+def _normalized(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC)
+    return value
+
+
+def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
+    return all(_normalized(stored[key]) == _normalized(incoming[key]) for key in incoming)
+
+
+def _describe(row: dict[str, Any]) -> str:
+    return json.dumps({**row, "occurred_at": row["occurred_at"].isoformat()})
