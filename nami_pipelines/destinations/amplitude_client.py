@@ -14,6 +14,7 @@ from nami_pipelines.destinations.amplitude_mapping import (
 )
 from nami_pipelines.destinations.answers import (
     credentials_refused,
+    display_url,
     is_json_object,
     is_retried,
     wrong_destination,
@@ -38,7 +39,13 @@ from nami_pipelines.destinations.http import (
 )
 from nami_pipelines.destinations.limits import encode
 from nami_pipelines.destinations.mparticle_client import routed, skipped_outcomes
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, Outcome
+from nami_pipelines.destinations.outcomes import (
+    ACCEPTED,
+    REJECTED,
+    Outcome,
+    RequestRefused,
+    Stop,
+)
 from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
 from nami_pipelines.destinations.pacing import SendPacer
 from nami_pipelines.destinations.packing import (
@@ -186,8 +193,11 @@ class AmplitudeClient:
         """Dead-letter exactly the events Amplitude named; resend the rest (nothing was taken)."""
         problems = _rejected_positions(body)
         if not problems:
-            reason = response_summary(response)
-            return Handling(outcomes=[Outcome(i, REJECTED, reason) for i in request.event_ids])
+            reason = (
+                f"Amplitude refused the request without naming an event "
+                f"(POST {display_url(response.url)}: {response_summary(response, limit=200)})"
+            )
+            return Handling(stop=Stop(reason, RequestRefused))
         error = body.get("error", "invalid events")
         outcomes = [
             Outcome(

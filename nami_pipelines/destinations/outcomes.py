@@ -36,6 +36,12 @@ class WrongDestination(IntegrationStopped):
     Only an API's verdict on an event dead-letters it, so none of these do."""
 
 
+class RequestRefused(IntegrationStopped):
+    """The API refused the request as a whole without naming any event in it (an Amplitude 400
+    with no index lists: a malformed body or an invalid option). That is no verdict on the
+    events, so none is dead-lettered; the cause is ours to fix."""
+
+
 @dataclass(frozen=True, slots=True)
 class Stop:
     """A response that stops the integration: why (no secret), and the error to raise."""

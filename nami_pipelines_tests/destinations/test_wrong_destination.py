@@ -4,7 +4,7 @@ pending. Real HTTP against the emulator and a real ledger."""
 
 import pytest
 
-from nami_pipelines.destinations.outcomes import WrongDestination
+from nami_pipelines.destinations.outcomes import RequestRefused, WrongDestination
 from nami_pipelines.emulators import FaultRule
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
 from nami_pipelines_tests.destinations.delivery_world import (
@@ -123,3 +123,21 @@ def test_amplitude_index_list_400_dead_letters_exactly_the_listed_events(world):
     assert "pending" not in statuses
     rejected = [r for r in world.ledger.entries("amplitude_prod") if r["status"] == "rejected"]
     assert all("events_with_invalid_fields" in row["reason"] for row in rejected)
+
+
+def test_an_amplitude_400_naming_no_event_stops_and_rejects_nothing(world):
+    """A 400 without index lists refuses the request as a whole (here an option), so it is no
+    verdict on any event: the integration stops and every event stays pending."""
+    refusal = '{"code":400,"error":"Invalid options: min_id_length"}'
+    world.emulator.inject_faults(
+        FaultRule("answer", status=400, body=refusal, content_type="application/json")
+    )
+    integration = world.integration(amplitude_entry(world.emulator.url))
+
+    with pytest.raises(RequestRefused) as raised:
+        world.deliver(integration)
+
+    url = f"{world.emulator.url}/2/httpapi"
+    assert_stopped_and_pending(
+        world, "amplitude_prod", raised, "HTTP 400", "Invalid options: min_id_length", url
+    )
