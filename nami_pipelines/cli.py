@@ -7,27 +7,28 @@ of its own beyond parsing arguments and printing.
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-from tqdm import tqdm
-
+from nami_pipelines.commands.common import (
+    CommandError,
+    load_file_with_progress,
+    open_store,
+)
+from nami_pipelines.commands.delivery import (
+    DeliveryIncomplete,
+    command_backfill,
+    command_preview,
+)
+from nami_pipelines.commands.status import command_status
 from nami_pipelines.events.generator import write_events_ndjson
-from nami_pipelines.events.loader import LoadSummary, load_ndjson_file
-from nami_pipelines.events.store import EventStore
-from nami_pipelines.settings import events_db_url
 from nami_pipelines.snapshots.compute import snapshot_from_store
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-
-
-class CommandError(Exception):
-    """A problem the user can fix; printed as one line without a traceback."""
-
-
-def _open_store() -> EventStore:
-    return EventStore(events_db_url())
+_open_store = open_store
 
 
 def _existing_file(value: str) -> Path:
@@ -35,19 +36,6 @@ def _existing_file(value: str) -> Path:
     if not path.is_file():
         raise CommandError(f"no such file: {value}")
     return path
-
-
-def load_file_with_progress(path: Path, store: EventStore) -> LoadSummary:
-    """Load a file with a byte-based progress bar on stderr."""
-    with tqdm(
-        total=path.stat().st_size,
-        unit="B",
-        unit_scale=True,
-        desc=f"loading {path.name}",
-        file=sys.stderr,
-        disable=None,
-    ) as bar:
-        return load_ndjson_file(path, store, on_bytes=bar.update)
 
 
 def command_load(arguments: argparse.Namespace) -> None:
@@ -80,74 +68,6 @@ def command_snapshot(arguments: argparse.Namespace) -> None:
         print(json.dumps(record))
 
 
-def _integrations(names: Sequence[str]) -> list:
-    """The named integrations from the integrations file (`all` for every enabled one)."""
-    from nami_pipelines.config import IntegrationConfigError, load_integrations
-
-    try:
-        configured = {integration.name: integration for integration in load_integrations()}
-    except IntegrationConfigError as error:
-        raise CommandError(str(error)) from None
-    if not configured:
-        raise CommandError("no integrations configured (set NAMI_INTEGRATIONS_FILE)")
-    if list(names) == ["all"]:
-        return [integration for integration in configured.values() if integration.enabled]
-    unknown = [name for name in names if name not in configured]
-    if unknown:
-        raise CommandError(
-            f"unknown integration(s) {', '.join(unknown)}; configured: {', '.join(configured)}"
-        )
-    return [configured[name] for name in names]
-
-
-def command_preview(arguments: argparse.Namespace) -> None:
-    from nami_pipelines.delivery.clients import client_for
-    from nami_pipelines.delivery.preview import preview_day
-    from nami_pipelines.snapshots.repository import SnapshotRepository
-
-    (integration,) = _integrations([arguments.integration])
-    store = _open_store()
-    for body in preview_day(
-        store=store,
-        repository=SnapshotRepository(store.engine),
-        integration=integration,
-        client=client_for(integration),
-        day=arguments.date,
-    ):
-        print(body.decode())
-
-
-def command_backfill(arguments: argparse.Namespace) -> None:
-    from nami_pipelines.defs.delivery.backfill import backfill_deliveries
-    from nami_pipelines.demo import dagster_instance
-
-    if arguments.to_date < arguments.from_date:
-        raise CommandError("--to is before --from")
-    integrations = _integrations(arguments.integration)
-    span = (arguments.to_date - arguments.from_date).days + 1
-    days = [arguments.from_date + timedelta(days=offset) for offset in range(span)]
-
-    def report(day: date, name: str, metadata: dict) -> None:
-        print(
-            f"{day} {name}: selected {metadata.get('selected', 0)}, "
-            f"accepted {metadata.get('accepted', 0)}, rejected {metadata.get('rejected', 0)}, "
-            f"skipped {metadata.get('skipped', 0)}, already sent {metadata.get('already_sent', 0)}, "
-            f"attribute updates {metadata.get('attribute_updates', 0)}",
-            flush=True,
-        )
-
-    try:
-        backfill_deliveries(
-            integrations,
-            days,
-            instance=dagster_instance(),
-            resend=arguments.resend,
-            on_partition=report,
-        )
-    except RuntimeError as error:
-        raise CommandError(f"{error} (see the run in the Dagster UI)") from None
-
-
 def command_emulate(arguments: argparse.Namespace) -> None:
     from nami_pipelines.emulators.server import serve
 
@@ -174,10 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nami-pipelines",
         description="Nami ML events to mParticle and Amplitude. Database: NAMI_EVENTS_DB_URL.",
     )
+    debug_help = "on failure, print the stack trace after the one-line error"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    # Accepted after the command too; SUPPRESS keeps a global --debug from being reset.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, handler: Callable[[argparse.Namespace], None], help_text: str):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
         sub.set_defaults(handler=handler)
         return sub
 
@@ -217,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--resend", action="store_true", help="send again events already accepted"
     )
 
+    status = add(
+        "status",
+        command_status,
+        "per integration: days delivered, counts, top reasons, the oldest pending event; "
+        "quarantined rows by reason",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+
     emulate = add("emulate", command_emulate, "run the local mParticle and Amplitude emulators")
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8765)
@@ -228,16 +161,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(command: str, message: str) -> None:
+    print(f"nami-pipelines {command}: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command. Every failure ends in one line on stderr and a non-zero exit; with
+    `--debug`, the stack trace (for a failed Dagster run, the run's own) follows it."""
+    from nami_pipelines.defs.delivery.backfill import DagsterRunFailed, PartitionOutOfRange
+
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    debug = getattr(arguments, "debug", False)
     try:
         arguments.handler(arguments)
-    except CommandError as error:
-        print(f"nami-pipelines {arguments.command}: {error}", file=sys.stderr)
+    except (CommandError, PartitionOutOfRange) as error:
+        _fail(arguments.command, str(error))
         return EXIT_BAD_INPUT
+    except DeliveryIncomplete:
+        return EXIT_FAILED
+    except DagsterRunFailed as error:
+        _fail(arguments.command, f"{error} (run {error.run_id}; see it in the Dagster UI)")
+        if debug:
+            print(error.details, file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        _fail(arguments.command, f"{type(error).__name__}: {error}")
+        if debug:
+            traceback.print_exc()
+        return EXIT_FAILED
     return 0
 
 

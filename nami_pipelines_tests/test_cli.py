@@ -7,6 +7,7 @@ import pytest
 
 from nami_pipelines.cli import main
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES
+from nami_pipelines_tests.conftest import private_dagster_home
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "examples" / "nami_events.sample.ndjson"
 
@@ -128,7 +129,7 @@ def test_preview_prints_request_bodies_and_sends_and_writes_nothing(configured, 
 def test_backfill_delivers_a_range_and_a_second_backfill_sends_nothing(
     configured, capsys, monkeypatch, tmp_path
 ):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", private_dagster_home(tmp_path))
     first_day, last_day = (str(day) for day in configured["days"])
     arguments = [
         "backfill",

@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nami_pipelines_tests.conftest import free_port, private_dagster_home
+
 BIN = Path(sys.executable).parent
 
 
 def run_demo(data_dir: Path) -> str:
     env = {**os.environ, "NAMI_DATA_DIR": str(data_dir)}
-    env.pop("DAGSTER_HOME", None)
+    env["DAGSTER_HOME"] = private_dagster_home(data_dir)
+    env["NAMI_DEMO_EMULATOR_PORT"] = str(free_port())
     env.pop("NAMI_EVENTS_DB_URL", None)
     result = subprocess.run(
         [str(BIN / "nami-pipelines"), "demo", "--users", "120", "--days", "3"],
