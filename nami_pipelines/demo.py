@@ -94,11 +94,20 @@ def materialize_snapshots(days: list[date], instance: dg.DagsterInstance) -> lis
     ]
 
 
-def _table(rows: list[dict], columns: tuple[str, ...]) -> str:
+def _table(rows: list[dict], columns: tuple[str, ...], text: tuple[str, ...] = ()) -> str:
+    """Numbers right-aligned, the `text` columns left-aligned."""
     widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in rows)) for c in columns}
-    lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(row.get(c, "")).rjust(widths[c]) for c in columns) for row in rows]
-    return "\n".join(lines)
+
+    def line(values: dict) -> str:
+        cells = [
+            str(values.get(c, "")).ljust(widths[c])
+            if c in text
+            else str(values.get(c, "")).rjust(widths[c])
+            for c in columns
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line({c: c for c in columns}), *(line(row) for row in rows)])
 
 
 def reason_rows(totals: dict[str, dict]) -> list[dict]:
@@ -202,7 +211,7 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
     reasons = reason_rows(totals)
     if reasons:
         print("\nwhy events were not accepted (this run)")
-        print(_table(reasons, ("integration", "status", "events", "reason")))
+        print(_table(reasons, ("integration", "status", "events", "reason"), text=("reason",)))
     print(
         "\naccepted events and emulator records agree"
         if agreed

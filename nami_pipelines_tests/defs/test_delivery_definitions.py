@@ -232,3 +232,50 @@ def test_failed_delivery_is_recorded_on_the_asset_with_integration_and_reason(se
     assert "refused the API key" in metadata["failure"].value
     assert "wrong-key-for-sensor-1" not in metadata["failure"].value
     assert records[0].asset_observation.partition == f"{setup['days'][0]}|amplitude_prod"
+
+
+def test_skip_reasons_with_counts_are_in_the_metadata_and_the_run_log(
+    event_store, tmp_path, fresh_emulator, credentials_env
+):
+    from nami_pipelines_tests.builders import APP_ID, GOOGLE_PLATFORM
+
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    log = EventLog()
+    for n in range(5):
+        log.user_event(
+            f"user-{n}",
+            "user.subscription.renewed",
+            f"{day}T0{n}:00:00+00:00",
+            platform=GOOGLE_PLATFORM,
+            external_id=f"customer-{n}" if n < 2 else None,
+        )
+    source = tmp_path / "events.ndjson"
+    source.write_text(log.ndjson())
+    load_ndjson_file(source, event_store)
+    integrations = parse_integrations(integrations_document(fresh_emulator.url, APP_ID))
+    resource = EventStoreResource(database_url=event_store.url)
+    definitions = dg.Definitions.merge(
+        build_delivery_definitions(integrations),
+        dg.Definitions(resources={"event_store": resource}),
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [definitions.get_assets_def(dg.AssetKey("integration_deliveries"))],
+        partition_key=delivery_key(day.isoformat(), "android_feed"),
+        instance=instance,
+        resources={"event_store": resource},
+    )
+    assert result.success
+    metadata = metadata_of(result)
+    assert (metadata["selected"], metadata["accepted"], metadata["skipped"]) == (5, 2, 3)
+    ((reason, count),) = metadata["skipped_reasons"].items()
+    assert count == 3 and "external" in reason
+    assert "rejected_reasons" not in metadata
+    assert f"| skipped | {reason} | 3 |" in metadata["reasons"]
+    messages = [
+        record.event_log_entry.user_message
+        for record in instance.get_records_for_run(result.run_id).records
+    ]
+    assert any(
+        "android_feed" in message and f"skipped 3: {reason} (3)" in message for message in messages
+    )

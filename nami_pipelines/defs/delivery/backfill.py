@@ -3,6 +3,7 @@ backfill and the demo use, recorded in the instance like runs launched from the 
 
 from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
@@ -81,15 +82,16 @@ def backfill_deliveries(
     instance: dg.DagsterInstance,
     resend: bool = False,
     on_partition: Callable[[date, str, dict], None] | None = None,
-) -> dict[str, dict[str, int]]:
-    """Each (day, integration) in day order; returns the numeric metadata summed per integration.
+) -> dict[str, dict[str, Any]]:
+    """Each (day, integration) in day order; returns per integration the numeric metadata
+    summed, and the reasons' counts (`skipped_reasons`, ...) added up.
 
     Runs are not retried by Dagster here (a retry policy's waits would look like a hang at a
     terminal): a failed run stops the backfill with the run's own reason.
     """
     check_days_in_partitions(days)
     deliveries = build_delivery_asset(integrations, retry_policy=None)
-    totals: dict[str, dict[str, int]] = {integration.name: {} for integration in integrations}
+    totals: dict[str, dict[str, Any]] = {integration.name: {} for integration in integrations}
     for day in days:
         for integration in integrations:
             result = dg.materialize(
@@ -111,8 +113,16 @@ def backfill_deliveries(
             metadata = run_metadata(result, DELIVERIES_KEY.path[-1])
             if on_partition is not None:
                 on_partition(day, integration.name, metadata)
-            total = totals[integration.name]
-            for name, value in metadata.items():
-                if isinstance(value, int) and not isinstance(value, bool):
-                    total[name] = total.get(name, 0) + value
+            add_partition_metadata(totals[integration.name], metadata)
     return totals
+
+
+def add_partition_metadata(total: dict[str, Any], metadata: dict[str, Any]) -> None:
+    """Sum a partition's counts into `total`, and its reason -> events maps (`*_reasons`)."""
+    for name, value in metadata.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            total[name] = total.get(name, 0) + value
+        elif name.endswith("_reasons") and isinstance(value, dict):
+            reasons = total.setdefault(name, {})
+            for reason, count in value.items():
+                reasons[reason] = reasons.get(reason, 0) + count
