@@ -6,6 +6,7 @@ A user's own integrations always win: `NAMI_INTEGRATIONS_FILE` in the environmen
 (which `dagster dev` loads), or an `integrations.yaml` at the repository root.
 """
 
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,12 @@ def plan_ui(environ: Mapping[str, str], root: Path, demo: DemoFiles) -> UiPlan:
     )
 
 
+def _interruptible() -> None:
+    """In the child: interrupts on, even when the launcher started in the background (where
+    the shell ignores them), so Ctrl-C and a forwarded stop reach `dagster dev`."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_ui(arguments: Sequence[str], environ: Mapping[str, str], root: Path) -> int:
     plan = plan_ui(environ, root, DemoFiles(demo_folder()))
     print(f"scripts/dev ui: {plan.note}", flush=True)
@@ -67,7 +74,15 @@ def run_ui(arguments: Sequence[str], environ: Mapping[str, str], root: Path) -> 
             print(f"scripts/dev ui: demo emulator on {emulator.url}", flush=True)
         dagster = Path(sys.executable).parent / "dagster"
         command = [str(dagster), "dev", "-w", "workspace.yaml", *arguments]
-        process = subprocess.Popen(command, cwd=root, env={**environ, **plan.environment})
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env={**environ, **plan.environment},
+            preexec_fn=_interruptible,
+        )
+        # dagster dev shuts down on an interrupt (not on SIGTERM): a stop request for the
+        # launcher becomes one, and the emulator stops once the UI has.
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: process.send_signal(signal.SIGINT))
         try:
             return process.wait()
         except KeyboardInterrupt:
