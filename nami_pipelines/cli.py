@@ -28,7 +28,6 @@ from nami_pipelines.snapshots.compute import snapshot_from_store
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-_open_store = open_store
 
 
 def _existing_file(value: str) -> Path:
@@ -39,7 +38,7 @@ def _existing_file(value: str) -> Path:
 
 
 def command_load(arguments: argparse.Namespace) -> None:
-    summary = load_file_with_progress(_existing_file(arguments.file), _open_store())
+    summary = load_file_with_progress(_existing_file(arguments.file), open_store())
     print(summary.describe())
 
 
@@ -61,7 +60,7 @@ def command_generate(arguments: argparse.Namespace) -> None:
 
 def command_snapshot(arguments: argparse.Namespace) -> None:
     try:
-        snapshot = snapshot_from_store(_open_store(), arguments.at)
+        snapshot = snapshot_from_store(open_store(), arguments.at)
     except ValueError as error:
         raise CommandError(f"--at: {error}") from None
     for record in snapshot.to_dict("records"):
@@ -162,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(command: str, message: str) -> None:
-    print(f"nami-pipelines {command}: {message}", file=sys.stderr)
+    """The one line: a message that spans lines (a database error's) is joined into one."""
+    print(f"nami-pipelines {command}: {' '.join(message.split())}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
