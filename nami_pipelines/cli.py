@@ -1,7 +1,8 @@
-"""`nami-pipelines`: set-up, trying things, scripting and debugging (SPEC §8).
+"""`nami-pipelines`: set-up, trying things, scripting and debugging.
 
-Every command prints a one-line error and exits non-zero on bad input; nothing here holds logic
-of its own beyond parsing arguments and printing.
+Every command ends a failure in one line and a non-zero exit (2 for bad input, 1 when something
+failed or was left undelivered), with the stack trace only under `--debug`. Nothing here holds
+logic of its own beyond parsing arguments and printing; the bigger commands live in `commands/`.
 """
 
 import argparse

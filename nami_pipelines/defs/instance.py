@@ -1,7 +1,12 @@
 """The Dagster instance scripted runs record in: the one `scripts/dev ui` opens, so runs of the
 command line show in the UI and the daemon's sensors (the failure sensor) see them."""
 
+import fcntl
+import hashlib
 import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +41,36 @@ def instance_at(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
 
 
+@contextmanager
+def _one_process_at_a_time(home: Path) -> Iterator[None]:
+    """Two commands opening a new SQLite instance at once both create its tables, and one fails
+    (`table alembic_version already exists`); a lock per instance folder lets one go first."""
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"nami-dagster-instance-{digest}.lock"
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _opened(home: Path, open_instance: Callable[[], dg.DagsterInstance]) -> dg.DagsterInstance:
+    with _one_process_at_a_time(home):
+        instance = open_instance()
+        instance.get_runs(limit=1)  # creates the storage's tables now, under the lock
+        return instance
+
+
 def dagster_instance() -> dg.DagsterInstance:
     """`DAGSTER_HOME` when set (as Dagster's own tools read it); else the repository root's
     `dagster.yaml`, which is what `scripts/dev ui` uses; else (an installed package, with no
     repository) a lasting instance in the data folder."""
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+    configured = os.environ.get("DAGSTER_HOME")
+    if configured:
+        return _opened(Path(configured), dg.DagsterInstance.get)
     if (PROJECT_ROOT / INSTANCE_FILE).is_file():
-        return instance_at(PROJECT_ROOT)
+        return _opened(PROJECT_ROOT, lambda: instance_at(PROJECT_ROOT))
     home = data_dir() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    return _opened(home, lambda: dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))))

@@ -95,16 +95,33 @@ def _settled(integration: AnyIntegration):
     )
 
 
+def _in_flight(integration: AnyIntegration, now: datetime):
+    """Pending events a run holds a live lease on: it is sending them now."""
+    return exists().where(
+        and_(
+            delivery_ledger.c.integration == integration.name,
+            delivery_ledger.c.event_id == nami_events.c.event_id,
+            delivery_ledger.c.status == PENDING,
+            delivery_ledger.c.claim_expires_at > now,
+        )
+    )
+
+
 def unsettled(
     store: EventStore,
     integration: AnyIntegration,
     *,
     after: datetime | None = None,
     until: datetime | None = None,
+    other_runs_sending: bool = True,
 ) -> Unsettled:
-    """Selected events (that happened in `(after, until]`, when given) with no outcome."""
+    """Selected events (that happened in `(after, until]`, when given) with no outcome. With
+    `other_runs_sending=False`, events another run holds a live lease on are left out: a run
+    that ends while another is still sending them has not left them behind."""
     DeliveryLedger(store.engine)  # the ledger tables exist before they are joined
     conditions = [*_selected(integration, after, until), ~_settled(integration)]
+    if not other_runs_sending:
+        conditions.append(~_in_flight(integration, datetime.now(UTC)))
     count_query = select(func.count()).select_from(nami_events).where(*conditions)
     oldest_query = (
         select(nami_events.c.event_id, nami_events.c.occurred_at)
@@ -144,12 +161,14 @@ def unsettled(
 def unsettled_in_days(
     store: EventStore, integration: AnyIntegration, days: Sequence[date]
 ) -> Unsettled:
-    """Unsettled events of the partitions from the first to the last of `days`."""
+    """Unsettled events of the partitions from the first to the last of `days` that no other
+    run is sending now: what a backfill of those days has left behind."""
     return unsettled(
         store,
         integration,
         after=day_end(min(days) - timedelta(days=1)),
         until=day_end(max(days)),
+        other_runs_sending=False,
     )
 
 
