@@ -30,8 +30,13 @@ def setup(event_store, tmp_path, fresh_emulator, credentials_env):
     start = datetime.now(UTC).date() - timedelta(days=DAYS + 1)
     source = tmp_path / "events.ndjson"
     write_events_ndjson(source, users=50, days=DAYS, start=start, seed=8)
+    return delivery_setup(event_store, source, fresh_emulator, PRODUCTION_APP_ID, start)
+
+
+def delivery_setup(event_store, source: Path, emulator, app_id: str, start) -> dict:
+    """The events of `source` loaded and the test integrations (of `app_id`) defined."""
     load_ndjson_file(source, event_store)
-    integrations = parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+    integrations = parse_integrations(integrations_document(emulator.url, app_id))
     resource = EventStoreResource(database_url=event_store.url)
     definitions = dg.Definitions.merge(
         build_delivery_definitions(integrations),
@@ -46,7 +51,7 @@ def setup(event_store, tmp_path, fresh_emulator, credentials_env):
         "repository": repository,
         "resource": resource,
         "days": [(start + timedelta(days=n)).isoformat() for n in range(DAYS)],
-        "emulator": fresh_emulator,
+        "emulator": emulator,
         "instance": dg.DagsterInstance.ephemeral(),
     }
 
@@ -251,20 +256,9 @@ def test_skip_reasons_with_counts_are_in_the_metadata_and_the_run_log(
         )
     source = tmp_path / "events.ndjson"
     source.write_text(log.ndjson())
-    load_ndjson_file(source, event_store)
-    integrations = parse_integrations(integrations_document(fresh_emulator.url, APP_ID))
-    resource = EventStoreResource(database_url=event_store.url)
-    definitions = dg.Definitions.merge(
-        build_delivery_definitions(integrations),
-        dg.Definitions(resources={"event_store": resource}),
-    )
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [definitions.get_assets_def(dg.AssetKey("integration_deliveries"))],
-        partition_key=delivery_key(day.isoformat(), "android_feed"),
-        instance=instance,
-        resources={"event_store": resource},
-    )
+    setup = delivery_setup(event_store, source, fresh_emulator, APP_ID, day)
+    instance = setup["instance"]
+    result = materialize(setup, day.isoformat(), "android_feed")
     assert result.success
     metadata = metadata_of(result)
     assert (metadata["selected"], metadata["accepted"], metadata["skipped"]) == (5, 2, 3)
