@@ -63,7 +63,12 @@ def run_ui(arguments: Sequence[str], environ: Mapping[str, str], root: Path) -> 
     with ExitStack() as stack:
         if plan.demo is not None:
             port, settings = plan.demo.emulator_port_and_settings()
-            emulator = stack.enter_context(emulator_on_port(settings, port))
+            try:
+                emulator = stack.enter_context(emulator_on_port(settings, port))
+            except RuntimeError as error:
+                first_line = str(error).splitlines()[0]
+                print(f"scripts/dev ui: {first_line}", file=sys.stderr)
+                return 1
             if not emulator.url.endswith(f":{port}"):
                 print(
                     f"scripts/dev ui: port {port} is taken; run scripts/dev demo again to "
