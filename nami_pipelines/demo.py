@@ -3,34 +3,36 @@ snapshots and deliveries through Dagster, and a summary that checks the emulator
 
 import os
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
-import yaml
 
+from nami_pipelines.commands.common import load_file_with_progress
+from nami_pipelines.commands.delivery import report_unsettled
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.defs.delivery.backfill import (
     QUIET_RUN_CONFIG,
     backfill_deliveries,
+    check_days_in_partitions,
     run_metadata,
 )
+from nami_pipelines.defs.instance import dagster_instance
 from nami_pipelines.defs.resources import event_store_resource
 from nami_pipelines.defs.snapshots.assets import user_attribute_snapshots
 from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.delivery.reasons import STATUS_ORDER, top_reasons
+from nami_pipelines.demo_files import (
+    DEFAULT_DEMO_PORT,
+    DEMO_PORT_VARIABLE,
+    DEMO_SECRETS,
+    DemoFiles,
+    demo_emulator_settings,
+    demo_folder,
+    emulator_on_port,
+)
 from nami_pipelines.destinations.outcomes import ACCEPTED
-from nami_pipelines.emulators import EmulatorProcess, EmulatorSettings
-from nami_pipelines.events.loader import LoadSummary
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
-from nami_pipelines.settings import data_dir, events_db_url
-
-DEMO_SECRETS = {
-    "DEMO_IOS_KEY": "demo-ios-s2s-key",
-    "DEMO_IOS_SECRET": "demo-ios-s2s-secret",
-    "DEMO_ANDROID_KEY": "demo-android-s2s-key",
-    "DEMO_ANDROID_SECRET": "demo-android-s2s-secret",
-    "DEMO_AMPLITUDE_API_KEY": "demo-amplitude-api-key",
-}
+from nami_pipelines.settings import events_db_url
 
 
 def demo_integrations_document(base_url: str) -> dict:
@@ -72,14 +74,6 @@ def demo_integrations_document(base_url: str) -> dict:
     }
 
 
-def dagster_instance() -> dg.DagsterInstance:
-    """The configured instance when DAGSTER_HOME is set (runs then show in the UI), else a
-    throw-away one on disk (the in-memory one slows down as runs accumulate)."""
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.local_temp()
-
-
 def materialize_snapshots(days: list[date], instance: dg.DagsterInstance) -> list[dict]:
     """The snapshot partitions in order, as the daily schedule would run them."""
     return [
@@ -100,24 +94,39 @@ def materialize_snapshots(days: list[date], instance: dg.DagsterInstance) -> lis
     ]
 
 
-def _table(rows: list[dict], columns: tuple[str, ...]) -> str:
+def _table(rows: list[dict], columns: tuple[str, ...], text: tuple[str, ...] = ()) -> str:
+    """Numbers right-aligned, the `text` columns left-aligned."""
     widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in rows)) for c in columns}
-    lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(row.get(c, "")).rjust(widths[c]) for c in columns) for row in rows]
-    return "\n".join(lines)
+
+    def line(values: dict) -> str:
+        cells = [
+            str(values.get(c, "")).ljust(widths[c])
+            if c in text
+            else str(values.get(c, "")).rjust(widths[c])
+            for c in columns
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line({c: c for c in columns}), *(line(row) for row in rows)])
 
 
-def _load(path: Path, store: EventStore) -> LoadSummary:
-    from nami_pipelines.cli import load_file_with_progress
-
-    return load_file_with_progress(path, store)
+def reason_rows(totals: dict[str, dict]) -> list[dict]:
+    """One row per (integration, status, reason) of this run, the most frequent first."""
+    return [
+        {"integration": name, "status": status, "events": count, "reason": reason}
+        for name, total in totals.items()
+        for status in STATUS_ORDER
+        for reason, count in top_reasons(total.get(f"{status}_reasons") or {}, limit=10)
+    ]
 
 
 def run_demo(*, users: int, days: int, seed: int) -> bool:
     """Returns True when every integration's accepted events match what its emulator recorded."""
     today = datetime.now(UTC).date()
     start = today - timedelta(days=days)
-    folder = Path(data_dir()) / "demo"
+    day_list = [start + timedelta(days=n) for n in range(days)]
+    check_days_in_partitions(day_list)
+    folder = demo_folder()
     folder.mkdir(parents=True, exist_ok=True)
     sample = folder / f"events-{start.isoformat()}-{days}d-{users}u-s{seed}.ndjson"
     print(f"event store: {events_db_url().split('@')[-1]}")
@@ -126,22 +135,18 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
     )
     print(f"generated {count} events for {users} users, {start} .. {today - timedelta(days=1)}")
     store = EventStore(events_db_url())
-    print(f"load: {_load(sample, store).describe()}")
+    print(f"load: {load_file_with_progress(sample, store).describe()}")
     os.environ.update(DEMO_SECRETS)
-    settings = EmulatorSettings(
-        mparticle_credentials={
-            DEMO_SECRETS["DEMO_IOS_KEY"]: DEMO_SECRETS["DEMO_IOS_SECRET"],
-            DEMO_SECRETS["DEMO_ANDROID_KEY"]: DEMO_SECRETS["DEMO_ANDROID_SECRET"],
-        },
-        amplitude_api_keys=[DEMO_SECRETS["DEMO_AMPLITUDE_API_KEY"]],
-    )
+    settings = demo_emulator_settings()
     instance = dagster_instance()
-    day_list = [start + timedelta(days=n) for n in range(days)]
-    with EmulatorProcess(settings) as emulator:
+    port = int(os.environ.get(DEMO_PORT_VARIABLE, DEFAULT_DEMO_PORT))
+    with emulator_on_port(settings, port) as emulator:
+        emulator.reset()
         document = demo_integrations_document(emulator.url)
-        (folder / "integrations.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        files = DemoFiles(folder)
+        files.write(document, int(emulator.url.rsplit(":", 1)[1]), settings)
         integrations = parse_integrations(document)
-        print(f"emulators: {emulator.url} (integrations in {folder / 'integrations.yaml'})")
+        print(f"emulators: {emulator.url} (integrations in {files.integrations})")
         snapshots = materialize_snapshots(day_list, instance)
         totals = backfill_deliveries(integrations, day_list, instance=instance)
         stats = emulator.stats()
@@ -203,9 +208,18 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
             ),
         )
     )
+    reasons = reason_rows(totals)
+    if reasons:
+        print("\nwhy events were not accepted (this run)")
+        print(_table(reasons, ("integration", "status", "events", "reason"), text=("reason",)))
     print(
         "\naccepted events and emulator records agree"
         if agreed
         else "\nMISMATCH between accepted events and emulator records"
     )
+    print(
+        f"\nopen the UI on these integrations and a running emulator: scripts/dev ui"
+        f" (the keys the emulator accepts are in {files.environment})"
+    )
+    report_unsettled(store, integrations, day_list)
     return agreed

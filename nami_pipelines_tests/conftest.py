@@ -1,6 +1,7 @@
 """Shared fixtures: real databases (SQLite always, PostgreSQL where reachable)."""
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -164,3 +165,19 @@ def integrations_document(base_url: str, app_id: str) -> dict:
             },
         ]
     }
+
+
+def private_dagster_home(folder) -> str:
+    """A Dagster instance of the test's own (default SQLite storage inside `folder`), so that
+    command-line runs, which otherwise record in the repository's instance, leave nothing there."""
+    home = folder / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return str(home)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a process that must bind a given one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,11 +1,17 @@
 """The command line as a user runs it: output lines, exit codes, one-line errors."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from nami_pipelines.cli import main
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES
+from nami_pipelines_tests.conftest import private_dagster_home
 from nami_pipelines_tests.fixtures import SAMPLE_EVENTS
 
 SAMPLE = SAMPLE_EVENTS
@@ -128,7 +134,7 @@ def test_preview_prints_request_bodies_and_sends_and_writes_nothing(configured, 
 def test_backfill_delivers_a_range_and_a_second_backfill_sends_nothing(
     configured, capsys, monkeypatch, tmp_path
 ):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", private_dagster_home(tmp_path))
     first_day, last_day = (str(day) for day in configured["days"])
     arguments = [
         "backfill",
@@ -157,3 +163,88 @@ def test_unknown_integration_is_a_one_line_error(configured, capsys):
     assert main(["preview", "--integration", "nope", "--date", "2026-02-01"]) != 0
     error = capsys.readouterr().err.strip()
     assert "unknown integration(s) nope" in error and len(error.splitlines()) == 1
+
+
+def run_cli(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed command in its own process: its exit code and everything it printed."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "nami-pipelines"), *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_env(configured, tmp_path) -> dict[str, str]:
+    return {**os.environ, "DAGSTER_HOME": private_dagster_home(tmp_path)}
+
+
+def _backfill(day, *names: str) -> list[str]:
+    return ["backfill", "--integration", *names, "--from", str(day), "--to", str(day)]
+
+
+def test_a_day_outside_the_partitions_is_one_line(cli_env):
+    result = run_cli(*_backfill("2025-06-01", "ios_feed"), env=cli_env)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("nami-pipelines backfill: 2025-06-01 is outside the daily partitions")
+    assert "NAMI_PARTITIONS_START_DATE" in line
+
+
+def test_a_refused_key_is_one_line_with_the_runs_reason_and_debug_adds_the_trace(
+    configured, cli_env
+):
+    env = {**cli_env, "IOS_FEED_KEY": "a-key-the-emulator-never-issued"}
+    day = configured["days"][0]
+    result = run_cli(*_backfill(day, "ios_feed"), env=env)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"nami-pipelines backfill: ios_feed {day}: integration 'ios_feed'")
+    assert "401" in line or "403" in line
+    assert "Dagster run" not in line.split("(run ")[0]
+    assert "a-key-the-emulator-never-issued" not in result.stdout + result.stderr
+    debug = run_cli("--debug", *_backfill(day, "ios_feed"), env=env)
+    assert debug.returncode == 1
+    assert debug.stderr.splitlines()[0].startswith("nami-pipelines backfill: ios_feed")
+    assert "Stack Trace" in debug.stderr and len(debug.stderr.splitlines()) > 5
+
+
+def test_an_unreachable_destination_leaves_events_pending_and_exits_non_zero(
+    configured, cli_env, tmp_path
+):
+    from nami_pipelines.samples import PRODUCTION_APP_ID
+    from nami_pipelines_tests.conftest import free_port, integrations_document
+
+    document = integrations_document(f"http://127.0.0.1:{free_port()}", PRODUCTION_APP_ID)
+    (amplitude,) = [item for item in document["integrations"] if item["type"] == "amplitude"]
+    amplitude["delivery"] = {"max_attempts": 1}
+    unreachable = tmp_path / "unreachable.yaml"
+    unreachable.write_text(yaml.safe_dump({"integrations": [amplitude]}))
+    env = {**cli_env, "NAMI_INTEGRATIONS_FILE": str(unreachable)}
+    day = configured["days"][0]
+    result = run_cli(*_backfill(day, "amplitude_prod"), env=env)
+    assert result.returncode == 1
+    (summary,) = result.stdout.splitlines()
+    selected = int(summary.split("selected ")[1].split(",")[0])
+    assert selected > 0 and "accepted 0," in summary
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"amplitude_prod: {selected} selected events left pending (top reason: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_preview_without_credentials_prints_the_key_variable(
+    configured, credentials_env, monkeypatch, capsys
+):
+    for variable in credentials_env:
+        monkeypatch.delenv(variable)
+    capsys.readouterr()
+    day = str(configured["days"][0])
+    assert main(["preview", "--integration", "amplitude_prod", "--date", day]) == 0
+    bodies = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert bodies and all(body["api_key"] == "${AMPLITUDE_PROD_API_KEY}" for body in bodies)
+    assert main(["preview", "--integration", "ios_feed", "--date", day]) == 0
+    batches = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert batches and all(batch for batch in batches)

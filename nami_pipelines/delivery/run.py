@@ -15,7 +15,7 @@ import orjson
 import pandas as pd
 
 from nami_pipelines.config import ALL_PLATFORMS, AnyIntegration, MParticleIntegration
-from nami_pipelines.delivery.ledger import Candidate, DeliveryLedger
+from nami_pipelines.delivery.ledger import PENDING, Candidate, DeliveryLedger
 from nami_pipelines.delivery.ledger_writer import LedgerWriter
 from nami_pipelines.destinations.client import DeliverySink, DestinationClient
 from nami_pipelines.destinations.http import Unresolved
@@ -40,6 +40,7 @@ from nami_pipelines.snapshots.state import (
 USER = "nami_user_id"
 DAY_CHUNK_ROWS = 20_000
 HISTORICAL_AGE = timedelta(days=30)
+REASON_KEY_LENGTH = 120
 
 
 @dataclass(slots=True)
@@ -62,7 +63,13 @@ class DeliveryReport:
     server_errors: int = 0
     transport_errors: int = 0
     duration_seconds: float = 0.0
-    reasons: dict[str, int] = field(default_factory=dict)
+    # Per status (rejected, skipped, pending), how many events got each reason.
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count_reason(self, status: str, reason: str, count: int = 1) -> None:
+        of_status = self.reasons.setdefault(status, {})
+        key = reason[:REASON_KEY_LENGTH]
+        of_status[key] = of_status.get(key, 0) + count
 
     @property
     def events_per_second(self) -> float:
@@ -188,11 +195,11 @@ class _LedgerSink(DeliverySink):
             elif outcome.status == SKIPPED:
                 self.report.skipped += 1
             if outcome.reason and outcome.status != ACCEPTED:
-                key = outcome.reason[:120]
-                self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
+                self.report.count_reason(outcome.status, outcome.reason)
 
     def unresolved(self, unresolved: Unresolved) -> None:
         self.report.unresolved += len(unresolved.event_ids)
+        self.report.count_reason(PENDING, unresolved.reason, len(unresolved.event_ids))
         self.writer.submit(
             self.ledger.release,
             self.integration,

@@ -82,8 +82,9 @@ def add_report(total: DeliveryReport, part: DeliveryReport) -> None:
     for name in _SUMMED:
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.historical = total.historical or part.historical
-    for reason, count in part.reasons.items():
-        total.reasons[reason] = total.reasons.get(reason, 0) + count
+    for status, reasons in part.reasons.items():
+        for reason, count in reasons.items():
+            total.count_reason(status, reason, count)
 
 
 def deliver_day_with_workers(

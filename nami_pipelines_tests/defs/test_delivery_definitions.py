@@ -30,8 +30,13 @@ def setup(event_store, tmp_path, fresh_emulator, credentials_env):
     start = datetime.now(UTC).date() - timedelta(days=DAYS + 1)
     source = tmp_path / "events.ndjson"
     write_events_ndjson(source, users=50, days=DAYS, start=start, seed=8)
+    return delivery_setup(event_store, source, fresh_emulator, PRODUCTION_APP_ID, start)
+
+
+def delivery_setup(event_store, source: Path, emulator, app_id: str, start) -> dict:
+    """The events of `source` loaded and the test integrations (of `app_id`) defined."""
     load_ndjson_file(source, event_store)
-    integrations = parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+    integrations = parse_integrations(integrations_document(emulator.url, app_id))
     resource = EventStoreResource(database_url=event_store.url)
     definitions = dg.Definitions.merge(
         build_delivery_definitions(integrations),
@@ -46,7 +51,7 @@ def setup(event_store, tmp_path, fresh_emulator, credentials_env):
         "repository": repository,
         "resource": resource,
         "days": [(start + timedelta(days=n)).isoformat() for n in range(DAYS)],
-        "emulator": fresh_emulator,
+        "emulator": emulator,
         "instance": dg.DagsterInstance.ephemeral(),
     }
 
@@ -232,3 +237,39 @@ def test_failed_delivery_is_recorded_on_the_asset_with_integration_and_reason(se
     assert "refused the API key" in metadata["failure"].value
     assert "wrong-key-for-sensor-1" not in metadata["failure"].value
     assert records[0].asset_observation.partition == f"{setup['days'][0]}|amplitude_prod"
+
+
+def test_skip_reasons_with_counts_are_in_the_metadata_and_the_run_log(
+    event_store, tmp_path, fresh_emulator, credentials_env
+):
+    from nami_pipelines_tests.builders import APP_ID, GOOGLE_PLATFORM
+
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    log = EventLog()
+    for n in range(5):
+        log.user_event(
+            f"user-{n}",
+            "user.subscription.renewed",
+            f"{day}T0{n}:00:00+00:00",
+            platform=GOOGLE_PLATFORM,
+            external_id=f"customer-{n}" if n < 2 else None,
+        )
+    source = tmp_path / "events.ndjson"
+    source.write_text(log.ndjson())
+    setup = delivery_setup(event_store, source, fresh_emulator, APP_ID, day)
+    instance = setup["instance"]
+    result = materialize(setup, day.isoformat(), "android_feed")
+    assert result.success
+    metadata = metadata_of(result)
+    assert (metadata["selected"], metadata["accepted"], metadata["skipped"]) == (5, 2, 3)
+    ((reason, count),) = metadata["skipped_reasons"].items()
+    assert count == 3 and "external" in reason
+    assert "rejected_reasons" not in metadata
+    assert f"| skipped | {reason} | 3 |" in metadata["reasons"]
+    messages = [
+        record.event_log_entry.user_message
+        for record in instance.get_records_for_run(result.run_id).records
+    ]
+    assert any(
+        "android_feed" in message and f"skipped 3: {reason} (3)" in message for message in messages
+    )

@@ -17,7 +17,11 @@ from nami_pipelines.emulators import FaultRule
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.samples import PRODUCTION_APP_ID, generate_events
-from nami_pipelines_tests.conftest import MPARTICLE_KEYS, integrations_document
+from nami_pipelines_tests.conftest import (
+    MPARTICLE_KEYS,
+    integrations_document,
+    private_dagster_home,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -46,7 +50,7 @@ def test_overlapping_runs_never_send_an_accepted_event_twice(
         "NAMI_EVENTS_DB_URL": postgres_url,
         "NAMI_INTEGRATIONS_FILE": str(tmp_path / "integrations.yaml"),
     }
-    env.pop("DAGSTER_HOME", None)
+    env["DAGSTER_HOME"] = private_dagster_home(tmp_path)
     command = [str(BIN / "nami-pipelines"), "backfill", "--integration", "ios_feed"]
     command += ["--from", day.isoformat(), "--to", day.isoformat()]
     processes = [

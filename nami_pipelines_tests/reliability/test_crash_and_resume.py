@@ -15,7 +15,11 @@ from nami_pipelines.destinations.outcomes import ACCEPTED
 from nami_pipelines.emulators import FaultRule
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
-from nami_pipelines_tests.conftest import MPARTICLE_KEYS, integrations_document
+from nami_pipelines_tests.conftest import (
+    MPARTICLE_KEYS,
+    integrations_document,
+    private_dagster_home,
+)
 
 BIN = Path(sys.executable).parent
 LEASE_SECONDS = 1.0
@@ -47,7 +51,7 @@ def test_killed_runs_resume_without_loss_or_double_delivery(
         "NAMI_INTEGRATIONS_FILE": str(tmp_path / "integrations.yaml"),
         "NAMI_DELIVERY_LEASE_SECONDS": str(LEASE_SECONDS),
     }
-    env.pop("DAGSTER_HOME", None)
+    env["DAGSTER_HOME"] = private_dagster_home(tmp_path)
     fresh_emulator.inject_faults(FaultRule(kind="slow", rate=0.5, delay_seconds=0.15), seed=4)
     credential = MPARTICLE_KEYS["ios_feed"][0]
 

@@ -11,6 +11,7 @@ from nami_pipelines.defs.delivery.partitions import DAY, INTEGRATION, delivery_p
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.defs.snapshots.assets import SNAPSHOTS_KEY
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
+from nami_pipelines.delivery.reasons import describe_reasons, reasons_markdown, top_reasons
 from nami_pipelines.delivery.run import DeliveryReport, count_selected
 from nami_pipelines.delivery.shards import deliver_day_with_workers
 from nami_pipelines.destinations.outcomes import IntegrationStopped
@@ -42,6 +43,19 @@ def report_metadata(report: DeliveryReport) -> dict[str, dg.MetadataValue]:
         "events_per_second": dg.MetadataValue.float(round(report.events_per_second, 1)),
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
         "historical_endpoint": dg.MetadataValue.bool(report.historical),
+        **reason_metadata(report),
+    }
+
+
+def reason_metadata(report: DeliveryReport) -> dict[str, dg.MetadataValue]:
+    """Reason -> events per status (JSON, for scripts) and one table of them (for reading)."""
+    return {
+        **{
+            f"{status}_reasons": dg.MetadataValue.json(dict(top_reasons(reasons, limit=1_000)))
+            for status, reasons in report.reasons.items()
+            if reasons
+        },
+        "reasons": dg.MetadataValue.md(reasons_markdown(report.reasons)),
     }
 
 
@@ -56,7 +70,13 @@ def _progress_logger(context: dg.AssetExecutionContext, total: int):
     return log
 
 
-def build_delivery_asset(integrations: Sequence[AnyIntegration]) -> dg.AssetsDefinition:
+DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def build_delivery_asset(
+    integrations: Sequence[AnyIntegration],
+    retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
+) -> dg.AssetsDefinition:
     by_name = {integration.name: integration for integration in integrations}
 
     @dg.asset(
@@ -66,7 +86,7 @@ def build_delivery_asset(integrations: Sequence[AnyIntegration]) -> dg.AssetsDef
         deps=[dg.AssetKey("nami_events"), SNAPSHOTS_KEY],
         kinds={"mparticle", "amplitude"},
         check_specs=[dg.AssetCheckSpec(EVERY_EVENT_HAS_AN_OUTCOME, asset=DELIVERIES_KEY)],
-        retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        retry_policy=retry_policy,
         description=(
             "The day's selected events and attribute updates, sent to one integration "
             "(docs/mparticle.md, docs/amplitude.md, docs/guarantees.md). Re-materializing is "
@@ -112,6 +132,10 @@ def build_delivery_asset(integrations: Sequence[AnyIntegration]) -> dg.AssetsDef
             f"{report.skipped} skipped, {report.already_done} already sent, "
             f"{report.attribute_updates} attribute updates in {report.duration_seconds:.1f}s"
         )
+        if report.reasons:
+            context.log.info(
+                f"{integration.name} {day} reasons: {describe_reasons(report.reasons)}"
+            )
         return dg.MaterializeResult(
             metadata=report_metadata(report),
             check_results=[
