@@ -11,10 +11,12 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import date
+from typing import NoReturn
 
 from nami_pipelines.commands.check import command_check
 from nami_pipelines.commands.common import (
     CommandError,
+    CommandFailed,
     open_store,
 )
 from nami_pipelines.commands.delivery import (
@@ -52,7 +54,7 @@ def command_demo(arguments: argparse.Namespace) -> None:
     from nami_pipelines.demo import run_demo
 
     if not run_demo(users=arguments.users, days=arguments.days, seed=arguments.seed):
-        raise CommandError("the emulators did not record exactly the accepted events")
+        raise CommandFailed("the emulators did not record exactly the accepted events")
 
 
 def _iso_date(value: str) -> date:
@@ -62,15 +64,22 @@ def _iso_date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end in one line too (argparse prints the usage block, then the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nami-pipelines",
         description="Nami ML events to mParticle and Amplitude. Database: NAMI_EVENTS_DB_URL.",
     )
     debug_help = "on failure, print the stack trace after the one-line error"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     # Accepted after the command too; SUPPRESS keeps a global --debug from being reset.
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -181,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, PartitionOutOfRange) as error:
         _fail(arguments.command, str(error))
         return EXIT_BAD_INPUT
+    except CommandFailed as error:
+        _fail(arguments.command, str(error))
+        return EXIT_FAILED
     except DeliveryIncomplete:
         return EXIT_FAILED
     except DagsterRunFailed as error:

@@ -5,9 +5,11 @@ It validates the whole file at once, resolves every credential variable, and ask
 destination with a request that carries no event, so running it never sends or records anything.
 """
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nami_pipelines.config import (
     AnyIntegration,
@@ -17,6 +19,7 @@ from nami_pipelines.config import (
     validate_integrations,
 )
 from nami_pipelines.delivery.clients import client_for
+from nami_pipelines.receiver.apps import SHARED_SECRET_VARIABLE, WebhookConfigError, webhook_apps
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,12 @@ class CheckLine:
 
     text: str
     failed: bool
+    # A problem of the file or the environment (the user's input), not of a destination.
+    bad_input: bool = False
+
+
+def _configuration(problem: str) -> CheckLine:
+    return CheckLine(f"configuration: {problem}", failed=True, bad_input=True)
 
 
 def _label(integration: AnyIntegration) -> str:
@@ -37,7 +46,8 @@ def _check_one(integration: AnyIntegration) -> CheckLine:
     missing = missing_variables(integration)
     if missing:
         unset = ", ".join(missing)
-        return CheckLine(f"{_label(integration)}: not set: environment variable {unset}", True)
+        text = f"{_label(integration)}: not set: environment variable {unset}"
+        return CheckLine(text, failed=True, bad_input=True)
     result = client_for(integration).check_credentials()
     return CheckLine(f"{_label(integration)}: {result.describe()}", failed=not result.passed)
 
@@ -45,12 +55,33 @@ def _check_one(integration: AnyIntegration) -> CheckLine:
 def check_integrations(path: Path | None = None) -> Iterator[CheckLine]:
     """Every configuration problem, then one line per valid integration, as each is checked."""
     try:
-        integrations, problems = validate_integrations(read_integrations_document(path))
+        document = read_integrations_document(path)
+        integrations, problems = validate_integrations(document)
     except IntegrationConfigError as error:
-        yield from (CheckLine(f"configuration: {problem}", True) for problem in error.problems)
+        yield from (_configuration(problem) for problem in error.problems)
         return
-    yield from (CheckLine(f"configuration: {problem}", True) for problem in problems)
+    yield from (_configuration(problem) for problem in problems)
     if not integrations and not problems:
-        yield CheckLine("configuration: no integrations configured", failed=True)
+        yield _configuration("no integrations configured")
+    yield _check_webhooks(document)
     for integration in integrations:
         yield _check_one(integration)
+
+
+def _check_webhooks(document: Any) -> CheckLine:
+    """The apps `receive` would take webhooks for, with their secrets resolved, as it checks
+    them at start. A file without a `webhooks:` list and without the shared secret takes its
+    events from files only, which is no problem."""
+    listed = isinstance(document, Mapping) and "webhooks" in document
+    if not listed and not os.environ.get(SHARED_SECRET_VARIABLE):
+        return CheckLine(
+            f"webhooks: none configured (receive needs a webhooks: list or "
+            f"{SHARED_SECRET_VARIABLE})",
+            failed=False,
+        )
+    try:
+        apps = webhook_apps(document if isinstance(document, Mapping) else None)
+    except WebhookConfigError as error:
+        return _configuration(str(error))
+    described = ", ".join(f"{app.app_id} ({app.scheme.name})" for app in apps.values())
+    return CheckLine(f"webhooks: ready for {described}", failed=False)

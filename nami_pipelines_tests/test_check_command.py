@@ -33,12 +33,25 @@ def project(endpoint: str, **options) -> dict:
     }
 
 
-def run_check(tmp_path, capsys, *entries: dict) -> tuple[int, list[str], str]:
+NO_WEBHOOKS = "webhooks: none configured (receive needs a webhooks: list or NAMI_WEBHOOK_SECRET)"
+
+
+def run_check(
+    tmp_path, capsys, *entries: dict, webhooks: list | None = None
+) -> tuple[int, list[str], str]:
+    """The exit code, the integrations' lines (the webhooks line checked apart) and stderr."""
     path = tmp_path / "integrations.yaml"
-    path.write_text(yaml.safe_dump({"integrations": list(entries)}))
+    document: dict = {"integrations": list(entries)}
+    if webhooks is not None:
+        document["webhooks"] = webhooks
+    path.write_text(yaml.safe_dump(document))
     code = main(["check", "--file", str(path)])
     captured = capsys.readouterr()
-    return code, captured.out.splitlines(), captured.err
+    lines = captured.out.splitlines()
+    if webhooks is None:
+        assert NO_WEBHOOKS in lines
+        lines.remove(NO_WEBHOOKS)
+    return code, lines, captured.err
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -73,14 +86,14 @@ def test_wrong_keys_are_refused(tmp_path, capsys, fresh_emulator, credentials_en
 
     code, lines, err = run_check(tmp_path, capsys, feed(url), project(url))
 
-    assert code != 0
+    assert code == 1
     assert lines == [
         f"integration 'ios_feed' (mparticle): refused: HTTP 403 from POST "
         f"{url}/v2/bulkevents: mParticle refused the S2S key and secret",
         f"integration 'amplitude_prod' (amplitude): refused: HTTP 400 from POST "
         f"{url}/2/httpapi: Amplitude refused the API key",
     ]
-    assert err == "nami-pipelines check: 2 problem(s) found\n"
+    assert err == "nami-pipelines check: 2 destination(s) did not accept the check\n"
     assert_no_secret(*lines, err)
 
 
@@ -93,7 +106,7 @@ def test_missing_keys_are_named_and_not_asked_for(
 
     code, lines, _ = run_check(tmp_path, capsys, feed(url), project(url))
 
-    assert code != 0
+    assert code == 2
     assert lines[0] == (
         "integration 'ios_feed' (mparticle): not set: environment variable "
         "IOS_FEED_KEY, IOS_FEED_SECRET"
@@ -109,7 +122,7 @@ def test_a_closed_port_is_unreachable(tmp_path, capsys, credentials_env):
 
     code, lines, _ = run_check(tmp_path, capsys, project(f"http://127.0.0.1:{port}/2/httpapi"))
 
-    assert code != 0
+    assert code == 1
     assert lines == [
         f"integration 'amplitude_prod' (amplitude): unreachable: no answer from POST "
         f"http://127.0.0.1:{port}/2/httpapi: no connection (ConnectionError)"
@@ -121,7 +134,7 @@ def test_a_wrong_url_is_a_wrong_destination(tmp_path, capsys, fresh_emulator, cr
 
     code, lines, _ = run_check(tmp_path, capsys, feed(f"{url}/mparticle/v2"))
 
-    assert code != 0
+    assert code == 1
     assert lines == [
         f"integration 'ios_feed' (mparticle): wrong destination: HTTP 404 from POST "
         f"{url}/mparticle/v2/bulkevents: not mParticle's answer; check pod or base_url"
@@ -140,7 +153,7 @@ def test_every_error_of_a_file_is_printed_at_once(
         project(url, name="amplitude_eu", enabled=False),
     )
 
-    assert code != 0
+    assert code == 2
     assert lines[:3] == [
         "configuration: integration 'ios_feed': field 'base_url': give either pod or "
         "base_url, not both",
@@ -167,3 +180,27 @@ def test_an_unreadable_file_is_one_line(tmp_path, capsys, content):
 
     out = capsys.readouterr().out.splitlines()
     assert code != 0 and len(out) == 1 and out[0].startswith("configuration: ")
+
+
+def test_the_webhooks_list_is_checked_as_receive_would_start(
+    tmp_path, capsys, fresh_emulator, credentials_env, monkeypatch
+):
+    monkeypatch.delenv("NAMI_WEBHOOK_SECRET", raising=False)
+    url = fresh_emulator.url
+    listed = [{"app_id": "app-1", "secret_env": "APP_1_WEBHOOK_SECRET"}]
+
+    code, lines, _ = run_check(tmp_path, capsys, project(url), webhooks=listed)
+
+    assert code == 2
+    assert lines[0] == (
+        "configuration: webhook app 'app-1': field 'secret_env': environment variable "
+        "APP_1_WEBHOOK_SECRET is not set (or choose signature: none)"
+    )
+
+    monkeypatch.setenv("APP_1_WEBHOOK_SECRET", "webhook-secret-9c1d")
+    listed.append({"app_id": "app-2", "signature": "none"})
+    code, lines, _ = run_check(tmp_path, capsys, project(url), webhooks=listed)
+
+    assert code == 0
+    assert lines[0] == "webhooks: ready for app-1 (hmac-sha256), app-2 (none)"
+    assert all("webhook-secret-9c1d" not in line for line in lines)

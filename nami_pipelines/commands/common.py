@@ -14,7 +14,12 @@ from nami_pipelines.settings import events_db_url
 
 
 class CommandError(Exception):
-    """A problem the user can fix; printed as one line without a traceback."""
+    """A problem the user can fix in the input; one line without a traceback, exit 2."""
+
+
+class CommandFailed(Exception):
+    """The input was right but something failed (a destination refused, the emulators
+    disagree); one line without a traceback, exit 1."""
 
 
 def open_store() -> EventStore:

@@ -59,6 +59,9 @@ def status_text(status: DeliveryStatus) -> str:
     total = sum(count for _, count in status.quarantined)
     lines.append(f"quarantined rows: {total}")
     lines.extend(f"  {reason}: {count}" for reason, count in status.quarantined)
+    if status.not_sent_by_type:
+        lines.append("received, not sent to any destination (by type):")
+        lines.extend(f"  {kind}: {count}" for kind, count in status.not_sent_by_type)
     return "\n".join(lines)
 
 

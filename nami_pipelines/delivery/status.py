@@ -68,6 +68,8 @@ class DeliveryStatus:
     at: datetime
     integrations: list[IntegrationStatus]
     quarantined: list[tuple[str, int]] = field(default_factory=list)
+    # Nami's types no destination takes (sessions, purchase.updated): received and counted.
+    not_sent_by_type: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _selected(integration: AnyIntegration, after: datetime | None, until: datetime | None):
@@ -238,7 +240,8 @@ def delivery_status(
     return DeliveryStatus(
         at=now,
         integrations=[integration_status(store, i, now) for i in integrations],
-        quarantined=store.quarantine_counts_by_reason(),
+        quarantined=list(store.quarantined_by_reason().items()),
+        not_sent_by_type=sorted(store.unsent_counts().items()),
     )
 
 
@@ -276,4 +279,5 @@ def status_as_json(status: DeliveryStatus) -> dict[str, Any]:
             for item in status.integrations
         ],
         "quarantined": reasons(status.quarantined),
+        "not_sent_by_type": dict(status.not_sent_by_type),
     }

@@ -361,15 +361,6 @@ class EventStore:
         with self.engine.connect() as connection:
             return pd.read_sql(query, connection)
 
-    def quarantine_counts_by_reason(self) -> list[tuple[str, int]]:
-        """Quarantined rows per reason, the most frequent first."""
-        table = nami_events_quarantine
-        count = func.count().label("rows")
-        query = select(table.c.reason, count).group_by(table.c.reason).order_by(count.desc())
-        with self.engine.connect() as connection:
-            rows = connection.execute(query.order_by(table.c.reason)).all()
-        return [(reason, int(rows_of_reason)) for reason, rows_of_reason in rows]
-
 
 def _add_quarantine_content_key(engine: Engine) -> None:
     """Databases made before quarantined lines were keyed get the key column (older rows keep a

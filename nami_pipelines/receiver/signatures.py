@@ -1,5 +1,5 @@
 """Webhook signature schemes, by name. Nami's docs say a `nami-signature` header "allows for
-validation" but not how it is computed, so the scheme is a setting (docs/input.md): another
+validation" but not how it is computed, so the scheme is a setting (docs/webhooks.md): another
 scheme is one more entry in `SIGNATURE_SCHEMES`, and the receiver does not change."""
 
 import hashlib

@@ -20,7 +20,8 @@ NAME = "amp"
 def fixed_ledger(database_url, tmp_path, monkeypatch):
     """Seven selected events over three days and one of another app; two accepted, one
     rejected, two skipped, one left pending by a failed send, one never attempted; three
-    quarantined lines (two with the same reason)."""
+    quarantined lines (two with the same reason); three events of types no destination takes
+    (one of them twice)."""
     monkeypatch.setenv("NAMI_EVENTS_DB_URL", database_url)
     monkeypatch.delenv("AMP_API_KEY", raising=False)
     log = EventLog()
@@ -39,7 +40,28 @@ def fixed_ledger(database_url, tmp_path, monkeypatch):
     other["app_id"] = "another-app"
     events = tmp_path / "events.ndjson"
     bad_lines = 'not json\nnot json either\n{"event_id": "q-1"}\n'
-    events.write_text(log.ndjson() + bad_lines)
+    unsent = [("s-1", "device.session.start"), ("s-1", "device.session.start")]
+    unsent += [("s-2", "device.session.end"), ("p-1", "purchase.updated")]
+    unsent_lines = "".join(
+        json.dumps(
+            {
+                "event_id": event_id,
+                "event_type": kind,
+                "occurred_at": times[0],
+                "app_id": APP_ID,
+                "app_platform_id": "platform-1",
+                "platform_type": "apple",
+                "nami_user_id": "user-0",
+                "external_id": None,
+                "device_id": "device-0",
+                "environment": "production",
+                "payload": {},
+            }
+        )
+        + "\n"
+        for event_id, kind in unsent
+    )
+    events.write_text(log.ndjson() + bad_lines + unsent_lines)
     assert main(["load", str(events)]) == 0
     store = EventStore(database_url)
     ledger = DeliveryLedger(store.engine)
@@ -106,6 +128,11 @@ def test_status_json_gives_each_number_of_a_fixed_ledger(fixed_ledger, capsys):
     quarantined = document["quarantined"]
     assert sum(row["events"] for row in quarantined) == 3
     assert quarantined[0]["events"] == 2 and "JSON" in quarantined[0]["reason"]
+    assert document["not_sent_by_type"] == {
+        "device.session.end": 1,
+        "device.session.start": 1,
+        "purchase.updated": 1,
+    }
 
 
 def test_status_text_prints_the_same_numbers(fixed_ledger, capsys):
@@ -122,3 +149,9 @@ def test_status_text_prints_the_same_numbers(fixed_ledger, capsys):
     assert fixed_ledger[5] in oldest and "2026-03-11T10:00:00+00:00" in oldest
     assert oldest.endswith("old, connection refused)")
     assert "quarantined rows: 3" in lines
+    not_sent = lines[lines.index("received, not sent to any destination (by type):") + 1 :]
+    assert not_sent == [
+        "  device.session.end: 1",
+        "  device.session.start: 1",
+        "  purchase.updated: 1",
+    ]
