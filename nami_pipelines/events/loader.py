@@ -140,4 +140,6 @@ def load_ndjson_file(
 
     With `app_id`, lines that are Nami's own webhook bodies are taken as that app's events."""
     with path.open("rb") as stream:
-        return load_ndjson_stream(stream, store, source=str(path), app_id=app_id, on_bytes=on_bytes)
+        return load_ndjson_stream(
+            stream, store, source=str(path.resolve()), app_id=app_id, on_bytes=on_bytes
+        )
