@@ -38,6 +38,7 @@ from nami_pipelines.destinations.outgoing import (
     missing_id_reason,
     sandbox_dropped,
     total_amount,
+    usable_id,
 )
 from nami_pipelines.event_types import (
     DEVICE_TRANSACTION,
@@ -274,6 +275,7 @@ def _with_nami_identity(
     `partner_identities`, so the option names one of the schema's own identity slots (`other`,
     `other_id_2`..`other_id_4`) that the workspace mapped to `namiml_user_id`; off by default.
     """
+    nami_user_id = usable_id(nami_user_id)
     if integration.partner_identity is None or nami_user_id is None:
         return identities
     return {**identities, integration.partner_identity: nami_user_id}

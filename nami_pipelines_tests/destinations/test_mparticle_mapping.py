@@ -195,6 +195,13 @@ def test_partner_identity_puts_the_nami_user_id_in_the_registered_slot() -> None
     assert schema_errors(body) == []
 
 
+def test_partner_identity_leaves_out_a_placeholder_nami_user_id() -> None:
+    zeros = "00000000-0000-0000-0000-000000000000"
+    body = _only_batch([outgoing(event(RENEWED, nami_user_id=zeros))], partner_identity="other")
+
+    assert body["user_identities"] == {"customer_id": EXTERNAL_ID}
+
+
 def test_partner_identity_is_applied_to_attribute_updates_too() -> None:
     batch = build_mparticle_attribute_batch(
         _target(), mparticle_integration(partner_identity="other")
