@@ -7,7 +7,6 @@ import hmac
 import json
 import os
 import re
-import sys
 import tomllib
 from importlib import import_module
 from pathlib import Path
@@ -19,6 +18,14 @@ import yaml
 from nami_pipelines.cli import build_parser
 from nami_pipelines.commands.receive import command_receive
 from nami_pipelines.defs.delivery.partitions import INTEGRATION_RUN_TAG
+from nami_pipelines_tests.production.manifests import (
+    INGRESS_EXAMPLE,
+    RECEIVER_MANIFEST,
+    local_receiver_command,
+    manifests,
+    receiver_container,
+    receiver_deployment,
+)
 from nami_pipelines_tests.production.processes import ManagedProcess, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +73,6 @@ def test_instances_limit_runs_per_integration_with_the_partition_tag():
 
 # The receiver beside the chart (deploy/receiver.yaml, deploy/receiver-ingress.example.yaml).
 
-RECEIVER_MANIFEST = ROOT / "deploy" / "receiver.yaml"
-INGRESS_EXAMPLE = ROOT / "deploy" / "receiver-ingress.example.yaml"
 # What Nami's bodies may weigh at most (docs/input.md): the receiver answers 413 above it.
 ONE_MEGABYTE = 1024 * 1024
 NGINX_SIZE_UNITS = {"k": 1024, "m": 1024 * 1024}
@@ -93,23 +98,10 @@ RENEWAL_BODY = {
 }
 
 
-def manifests(path: Path) -> dict[str, dict[str, Any]]:
-    """The documents of a multi-document manifest, by kind (each kind once)."""
-    documents = [document for document in yaml.safe_load_all(path.read_text()) if document]
-    by_kind = {document["kind"]: document for document in documents}
-    assert len(by_kind) == len(documents), f"{path}: one document per kind"
-    return by_kind
-
-
 def chart_user_deployment() -> dict[str, Any]:
     values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     return deployment
-
-
-def receiver_container(deployment: dict[str, Any]) -> dict[str, Any]:
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return container
 
 
 def named_port(container: dict[str, Any], port: int | str) -> int:
@@ -122,7 +114,7 @@ def named_port(container: dict[str, Any], port: int | str) -> int:
 
 def test_receiver_runs_from_the_charts_image_with_its_secret_and_config():
     chart = chart_user_deployment()
-    deployment = manifests(RECEIVER_MANIFEST)["Deployment"]
+    deployment = receiver_deployment()
     pod = deployment["spec"]["template"]["spec"]
     container = receiver_container(deployment)
     assert container["image"] == f"{chart['image']['repository']}:{chart['image']['tag']}"
@@ -146,7 +138,7 @@ def test_receiver_runs_from_the_charts_image_with_its_secret_and_config():
 
 
 def test_receiver_container_runs_the_receive_command_the_cli_accepts():
-    deployment = manifests(RECEIVER_MANIFEST)["Deployment"]
+    deployment = receiver_deployment()
     container = receiver_container(deployment)
     executable, *arguments = container["command"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -189,11 +181,8 @@ def test_the_manifests_command_serves_its_probe_and_the_ingress_path(tmp_path: P
     """The container's command as the manifest spells it (on a free local port instead of
     0.0.0.0:8080): the probes' path answers 200, and a signed body posted under the Ingress's
     path prefix is stored."""
-    container = receiver_container(manifests(RECEIVER_MANIFEST)["Deployment"])
-    executable, *arguments = container["command"]
+    container = receiver_container()
     port = free_port()
-    arguments[arguments.index("--host") + 1] = "127.0.0.1"
-    arguments[arguments.index("--port") + 1] = str(port)
     integrations = tmp_path / "integrations.yaml"
     integrations.write_text(yaml.safe_dump({"webhooks": [{"app_id": APP_ID}]}))
     environment = {
@@ -206,7 +195,7 @@ def test_the_manifests_command_serves_its_probe_and_the_ingress_path(tmp_path: P
     log = tmp_path / "receiver.log"
     receiver = ManagedProcess(
         "receiver",
-        [str(Path(sys.executable).parent / executable), *arguments],
+        local_receiver_command(port),
         cwd=tmp_path,
         env=environment,
         log_path=log,

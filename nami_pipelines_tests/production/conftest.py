@@ -56,7 +56,8 @@ class BackfillOutcome:
     days: list[date]
     integrations: tuple[str, ...]
     partition_names: list[str]
-    # The first post of every body, then the same bodies posted again (Nami's retries).
+    # The first post of every body, then the same bodies posted again (Nami's retries), each
+    # to the other replica.
     webhooks: WebhookAnswers
     reposted: WebhookAnswers
     status: str
@@ -96,8 +97,8 @@ def dagster_stack(
 def backfill(
     dagster_stack: ProductionStack, tmp_path_factory: pytest.TempPathFactory
 ) -> BackfillOutcome:
-    """Posts two recent days of events to the receiver as signed webhooks (then all of them
-    again, as Nami's retries would), and backfills them for two integrations, the way the UI's
+    """Posts two recent days of events to the receiver's replicas as signed webhooks (then all
+    of them again, each to another replica, as Nami's retries may land), and backfills them for two integrations, the way the UI's
     Materialize dialog does, then waits (bounded) for the runs and the backfill to end.
     Assertions are the tests' job; this only fails when the wait runs out."""
     stack = dagster_stack
@@ -111,8 +112,9 @@ def backfill(
         start=days[0],
         seed=BACKFILL_SEED,
     )
-    webhooks = post_bodies(stack.receiver_url, bodies, seed=BACKFILL_SEED)
-    reposted = post_bodies(stack.receiver_url, bodies, seed=BACKFILL_SEED + 1)
+    webhooks = post_bodies(stack.receiver_urls, bodies, seed=BACKFILL_SEED)
+    # Each retry lands on the other replica: it must find the event its sibling stored.
+    reposted = post_bodies(stack.receiver_urls, bodies, seed=BACKFILL_SEED + 1, first_replica=1)
     partition_names = [
         str(delivery_key(day.isoformat(), name)) for day in days for name in BACKFILL_INTEGRATIONS
     ]

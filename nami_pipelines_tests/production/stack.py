@@ -1,6 +1,7 @@
 """The production stack a test starts: dagster-webserver and dagster-daemon on the deploy
-instance (`deploy/dagster.yaml`, all storage on PostgreSQL), the webhook receiver
-(`nami-pipelines receive`, as deploy/receiver.yaml runs it) on the event database, the emulator.
+instance (`deploy/dagster.yaml`, all storage on PostgreSQL), the webhook receiver on the event
+database (`nami-pipelines receive`, with the command and as many replicas as deploy/receiver.yaml
+gives), the emulator.
 
 Everything is on free ports and in throwaway databases and folders, so the stack never touches
 the repository's own `data/` or a developer's Dagster instance, and several can run at once
@@ -28,6 +29,7 @@ from nami_pipelines.receiver.apps import SHARED_SECRET_VARIABLE
 from nami_pipelines.samples import PRODUCTION_APP_ID, STAGING_APP_ID
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 from nami_pipelines_tests.production.graphql import DagsterGraphQL
+from nami_pipelines_tests.production.manifests import local_receiver_command, receiver_deployment
 from nami_pipelines_tests.production.processes import ManagedProcess, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +126,8 @@ class ProductionStack:
     exits: ExitStack
     processes: list[ManagedProcess] = field(default_factory=list)
     repository_name: str = ""
-    receiver_url: str = ""
+    # One base URL per receiver replica.
+    receiver_urls: list[str] = field(default_factory=list)
     # app id -> the secret its webhooks are signed with.
     webhook_secrets: dict[str, str] = field(default_factory=lambda: dict(WEBHOOK_SECRETS))
 
@@ -218,16 +221,18 @@ def _start_serving(
     raise AssertionError(f"{name} did not start\n{stack.logs()}")
 
 
-def _start_receiver(stack: ProductionStack) -> None:
-    """`nami-pipelines receive`, the command deploy/receiver.yaml runs, on a free local port."""
-    receive = [str(BIN / "nami-pipelines"), "receive", "--host", "127.0.0.1", "--port"]
-    stack.receiver_url = _start_serving(
-        stack,
-        "nami-webhook-receiver",
-        lambda port: [*receive, str(port)],
-        "/healthz",
-        RECEIVER_START_SECONDS,
-    )
+def _start_receivers(stack: ProductionStack) -> None:
+    """The replicas of deploy/receiver.yaml, each running the container's command on a free
+    local port, all on the one event database."""
+    for replica in range(receiver_deployment()["spec"]["replicas"]):
+        url = _start_serving(
+            stack,
+            f"nami-webhook-receiver-{replica}",
+            local_receiver_command,
+            "/healthz",
+            RECEIVER_START_SECONDS,
+        )
+        stack.receiver_urls.append(url)
 
 
 def _start_webserver(stack: ProductionStack) -> None:
@@ -312,6 +317,6 @@ def production_stack(admin: sa.Engine, work_dir: Path) -> Iterator[ProductionSta
             environment=environment,
             exits=exits,
         )
-        _start_receiver(stack)
+        _start_receivers(stack)
         _start_webserver(stack)
         yield stack

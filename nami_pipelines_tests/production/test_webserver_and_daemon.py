@@ -1,9 +1,9 @@
 """The real thing: dagster-webserver and dagster-daemon on the production instance (PostgreSQL),
 driven through the webserver's GraphQL API with the calls the UI makes.
 
-Every event reaches the stack as Nami sends it: a signed native body POSTed to the receiver
-(`nami-pipelines receive`), which must answer each one 200 `stored`, and a re-post of each one
-200 `duplicate`. A backfill of 2 days x 2 integrations must deliver exactly the selected events
+Every event reaches the stack as Nami sends it: a signed native body POSTed to one of the
+receiver's replicas (`nami-pipelines receive`, as deploy/receiver.yaml runs it), which must answer
+each one 200 `stored`, and a re-post of each one to the other replica 200 `duplicate`. A backfill of 2 days x 2 integrations must deliver exactly the selected events
 of those days to those integrations (nothing of other days, apps, platforms or integrations);
 then, with the sensor switched on, a late batch posted afterwards must reach every integration,
 while the already delivered events of the partitions it re-runs are not sent twice.
@@ -52,7 +52,9 @@ def test_backfill_launched_like_the_ui_delivers_exactly_the_selected_events(
         # The run queue's per-integration limit keys on this tag (deploy/dagster.yaml).
         assert run["tags"]["dagster/partition/integration"] == key.split("|")[1]
         assert run["tags"]["dagster/from_ui"] == "true"
-    # Every webhook committed once: each body stored, each re-post a duplicate adding nothing.
+    # Every webhook committed once: each body stored, each re-post (to the other replica) a
+    # duplicate adding nothing.
+    assert len(stack.receiver_urls) >= 2, "replicas, as deploy/receiver.yaml runs them"
     webhooks, reposted = backfill.webhooks, backfill.reposted
     assert webhooks.posted > 1_000 and webhooks.only(200, "stored"), webhooks.answers
     assert reposted.posted == webhooks.posted and reposted.only(200, "duplicate"), reposted
@@ -129,7 +131,7 @@ def test_sensor_sends_webhooks_received_while_it_is_on(
         start=yesterday,
         seed=SENSOR_SEED,
     )
-    webhooks = post_bodies(stack.receiver_url, bodies, seed=SENSOR_SEED)
+    webhooks = post_bodies(stack.receiver_urls, bodies, seed=SENSOR_SEED)
     assert webhooks.posted >= 200 and webhooks.only(200, "stored"), webhooks.answers
     received_at = time.monotonic()
     partition_days = {

@@ -67,15 +67,27 @@ def write_signed_bodies(
     return bodies
 
 
-def post_bodies(receiver_url: str, bodies: Sequence[SignedBody], *, seed: int) -> WebhookAnswers:
+def post_bodies(
+    receiver_urls: Sequence[str],
+    bodies: Sequence[SignedBody],
+    *,
+    seed: int,
+    first_replica: int = 0,
+) -> WebhookAnswers:
     """POST every body once, from `SENDERS` threads in a shuffled order (Nami does not
-    guarantee order); no retries, so every answer is counted as given."""
-    shuffled = list(bodies)
+    guarantee order); no retries, so every answer is counted as given. The replicas take turns
+    (body i goes to replica i + `first_replica`), as a load balancer spreads them: posting the
+    same bodies again with another `first_replica` sends each one to a replica that has not
+    seen it."""
+    shuffled = [
+        (receiver_urls[(index + first_replica) % len(receiver_urls)], body)
+        for index, body in enumerate(bodies)
+    ]
     random.Random(seed).shuffle(shuffled)
     local = threading.local()
     sessions: list[requests.Session] = []
 
-    def post(body: SignedBody) -> tuple[int, str]:
+    def post(receiver_url: str, body: SignedBody) -> tuple[int, str]:
         if not hasattr(local, "session"):
             local.session = requests.Session()
             sessions.append(local.session)
@@ -89,7 +101,7 @@ def post_bodies(receiver_url: str, bodies: Sequence[SignedBody], *, seed: int) -
 
     try:
         with ThreadPoolExecutor(SENDERS, thread_name_prefix="nami-webhooks") as senders:
-            answers = Counter(senders.map(post, shuffled))
+            answers = Counter(senders.map(lambda sent: post(*sent), shuffled))
     finally:
         for session in sessions:
             session.close()
