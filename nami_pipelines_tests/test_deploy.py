@@ -18,6 +18,7 @@ import yaml
 from nami_pipelines.cli import build_parser
 from nami_pipelines.commands.receive import command_receive
 from nami_pipelines.defs.delivery.partitions import INTEGRATION_RUN_TAG
+from nami_pipelines.events.store import EventStore
 from nami_pipelines_tests.production.manifests import (
     INGRESS_EXAMPLE,
     RECEIVER_MANIFEST,
@@ -26,7 +27,12 @@ from nami_pipelines_tests.production.manifests import (
     receiver_container,
     receiver_deployment,
 )
-from nami_pipelines_tests.production.processes import ManagedProcess, free_port, wait_until
+from nami_pipelines_tests.production.processes import (
+    ManagedProcess,
+    answers_ok,
+    free_port,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,20 +207,21 @@ def test_the_manifests_command_serves_its_probe_and_the_ingress_path(tmp_path: P
         log_path=log,
     )
     try:
-        wait_until(
-            lambda: receiver.running() and _answers(f"{url}/healthz"),
-            timeout=START_SECONDS,
-            what="the receiver's /healthz",
-            explain=log.read_text,
-        )
         probe = container["readinessProbe"]["httpGet"]["path"]
+
+        def started() -> bool:
+            assert receiver.running(), f"the receiver exited:\n{log.read_text()}"
+            return answers_ok(f"{url}{probe}")
+
+        wait_until(started, timeout=START_SECONDS, what=f"GET {probe}", explain=log.read_text)
         health = requests.get(f"{url}{probe}", timeout=10)
         assert (health.status_code, health.json()["status"]) == (200, "ok")
-        ingress_prefix = manifests(INGRESS_EXAMPLE)["Ingress"]["spec"]["rules"][0]["http"]
+        (rule,) = manifests(INGRESS_EXAMPLE)["Ingress"]["spec"]["rules"]
+        (public_path,) = rule["http"]["paths"]
         body = json.dumps(RENEWAL_BODY).encode()
         signature = hmac.new(WEBHOOK_SECRET.encode(), body, "sha256").hexdigest()
         answer = requests.post(
-            f"{url}{ingress_prefix['paths'][0]['path']}{APP_ID}",
+            f"{url}{public_path['path']}{APP_ID}",
             data=body,
             headers={"nami-signature": signature},
             timeout=10,
@@ -222,10 +229,10 @@ def test_the_manifests_command_serves_its_probe_and_the_ingress_path(tmp_path: P
         assert (answer.status_code, answer.json()) == (200, {"status": "stored"}), answer.text
     finally:
         receiver.stop()
-
-
-def _answers(url: str) -> bool:
+    store = EventStore(environment["NAMI_EVENTS_DB_URL"])
     try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+        (events,) = store.read_events()
+    finally:
+        store.engine.dispose()
+    assert list(events["event_id"]) == [RENEWAL_BODY["id"]]
+    assert list(events["app_id"]) == [APP_ID]

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 import yaml
 
@@ -30,7 +29,12 @@ from nami_pipelines.samples import PRODUCTION_APP_ID, STAGING_APP_ID
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 from nami_pipelines_tests.production.graphql import DagsterGraphQL
 from nami_pipelines_tests.production.manifests import local_receiver_command, receiver_deployment
-from nami_pipelines_tests.production.processes import ManagedProcess, free_port, wait_until
+from nami_pipelines_tests.production.processes import (
+    ManagedProcess,
+    answers_ok,
+    free_port,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "workspace.yaml"
@@ -175,13 +179,6 @@ class ProductionStack:
             raise AssertionError(f"{', '.join(dead)} exited early\n{self.logs()}")
 
 
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def _start(stack: ProductionStack, name: str, command: list[str]) -> ManagedProcess:
     process = ManagedProcess(
         name, command, cwd=ROOT, env=stack.environment, log_path=stack.artifacts / f"{name}.log"
@@ -209,7 +206,7 @@ def _start_serving(
         def started(process: ManagedProcess = process, url: str = url) -> str | None:
             if not process.running():
                 return "exited"
-            return "answers" if _answers(f"{url}{probe_path}") else None
+            return "answers" if answers_ok(f"{url}{probe_path}") else None
 
         outcome = wait_until(
             started, timeout=timeout, what=f"{name}: GET {probe_path}", explain=stack.logs
