@@ -3,12 +3,15 @@ code location module, and carry the same per-integration limit as the embedded i
 webhook receiver runs from the chart's image, with its Secret and ConfigMap, the real `receive`
 command and a probe that command serves."""
 
+import ast
 import hmac
 import json
 import os
 import re
+import sys
 import tomllib
 from importlib import import_module
+from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +169,34 @@ def test_receiver_container_runs_the_receive_command_the_cli_accepts():
     assert service["spec"]["selector"].items() <= pod_labels.items()
     budget = manifests(RECEIVER_MANIFEST)["PodDisruptionBudget"]
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_the_image_installs_what_the_receiver_imports():
+    """The image runs `pip install .` (no extras): every third-party module the receiver and
+    its command import must come from a runtime dependency, not a dev one."""
+    sources = [*(ROOT / "nami_pipelines" / "receiver").glob("*.py")]
+    sources.append(ROOT / "nami_pipelines" / "commands" / "receive.py")
+    imported: set[str] = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"nami_pipelines"}
+    assert {"starlette", "uvicorn", "sqlalchemy"} <= third_party  # the scan finds imports
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {_distribution_name(requirement) for requirement in project["dependencies"]}
+    distributions = packages_distributions()
+    for module in sorted(third_party):
+        names = {_distribution_name(name) for name in distributions[module]}
+        assert names & runtime, f"{module} ({names}) is not a runtime dependency"
+
+
+def _distribution_name(requirement: str) -> str:
+    """`uvicorn[standard]>=0.30,<1` -> `uvicorn`; `PyYAML` -> `pyyaml` (PEP 503, roughly)."""
+    name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_ingress_example_terminates_tls_and_passes_the_bodies_the_receiver_takes():
