@@ -17,9 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from nami_pipelines.defs.delivery.partitions import delivery_key
-from nami_pipelines.events.loader import LoadSummary
 from nami_pipelines_tests.production.browser import INSTALL_HINT, chromium_path
-from nami_pipelines_tests.production.deliveries import DeliverySnapshot, generate_and_load
+from nami_pipelines_tests.production.deliveries import DeliverySnapshot
 from nami_pipelines_tests.production.graphql import (
     FINISHED_RUN_STATUSES,
     materialized_partitions,
@@ -29,6 +28,11 @@ from nami_pipelines_tests.production.stack import (
     DELIVERIES_ASSET,
     ProductionStack,
     production_stack,
+)
+from nami_pipelines_tests.production.webhooks import (
+    WebhookAnswers,
+    post_bodies,
+    write_signed_bodies,
 )
 
 # CI sets it, so a browser missing there fails the browser test instead of skipping it.
@@ -52,7 +56,10 @@ class BackfillOutcome:
     days: list[date]
     integrations: tuple[str, ...]
     partition_names: list[str]
-    loaded: LoadSummary
+    # The first post of every body, then the same bodies posted again (Nami's retries), each
+    # to the other replica.
+    webhooks: WebhookAnswers
+    reposted: WebhookAnswers
     status: str
     runs: list[dict[str, Any]]
     seconds: float
@@ -90,21 +97,24 @@ def dagster_stack(
 def backfill(
     dagster_stack: ProductionStack, tmp_path_factory: pytest.TempPathFactory
 ) -> BackfillOutcome:
-    """Loads two recent days of events and backfills them for two integrations, the way the
-    UI's Materialize dialog does, then waits (bounded) for the runs and the backfill to end.
+    """Posts two recent days of events to the receiver's replicas as signed webhooks (then all
+    of them again, each to another replica, as Nami's retries may land), and backfills them for two integrations, the way the UI's
+    Materialize dialog does, then waits (bounded) for the runs and the backfill to end.
     Assertions are the tests' job; this only fails when the wait runs out."""
     stack = dagster_stack
     today = datetime.now(UTC).date()
     days = [today - timedelta(days=BACKFILL_DAYS - offset) for offset in range(BACKFILL_DAYS)]
-    source = tmp_path_factory.mktemp("backfill") / "events.ndjson"
-    loaded = generate_and_load(
-        stack.store,
-        source,
+    bodies = write_signed_bodies(
+        tmp_path_factory.mktemp("backfill"),
+        stack.webhook_secrets,
         users=BACKFILL_USERS,
         days=BACKFILL_DAYS,
         start=days[0],
         seed=BACKFILL_SEED,
     )
+    webhooks = post_bodies(stack.receiver_urls, bodies, seed=BACKFILL_SEED)
+    # Each retry lands on the other replica: it must find the event its sibling stored.
+    reposted = post_bodies(stack.receiver_urls, bodies, seed=BACKFILL_SEED + 1, first_replica=1)
     partition_names = [
         str(delivery_key(day.isoformat(), name)) for day in days for name in BACKFILL_INTEGRATIONS
     ]
@@ -136,7 +146,8 @@ def backfill(
         days=days,
         integrations=BACKFILL_INTEGRATIONS,
         partition_names=partition_names,
-        loaded=loaded,
+        webhooks=webhooks,
+        reposted=reposted,
         status=state["status"],
         runs=runs,
         seconds=time.monotonic() - started,

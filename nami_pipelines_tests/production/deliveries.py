@@ -1,4 +1,4 @@
-"""Sample events in, and what each integration should have received, worked out on the side.
+"""What each integration should have received, worked out on the side.
 
 The expected set is computed from the event table and the integration's own selection rule
 (`selects`: its app, event types and platform), with days taken from `occurred_at` in UTC; the
@@ -9,7 +9,6 @@ id, sandbox dropped, ...), which must then be absent from the emulator.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
@@ -18,25 +17,8 @@ from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
 from nami_pipelines.delivery.run import selects
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED
 from nami_pipelines.emulators import EmulatorClient
-from nami_pipelines.events.loader import LoadSummary, load_ndjson_file
 from nami_pipelines.events.store import EventStore
-from nami_pipelines.samples import write_events_ndjson
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
-
-
-def generate_and_load(
-    store: EventStore,
-    path: Path,
-    *,
-    users: int,
-    days: int,
-    start: date,
-    seed: int,
-) -> LoadSummary:
-    """Generated events loaded as a customer would, from an NDJSON file. Days must be in the
-    past: the loader quarantines timestamps in the future."""
-    write_events_ndjson(path, users=users, days=days, start=start, seed=seed)
-    return load_ndjson_file(path, store)
 
 
 def all_events(store: EventStore) -> pd.DataFrame:

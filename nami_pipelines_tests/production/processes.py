@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import requests
+
 T = TypeVar("T")
 
 STOP_GRACE_SECONDS = 20.0
@@ -27,6 +29,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def answers_ok(url: str, timeout: float = 5.0) -> bool:
+    """Whether a GET of `url` answers 200 now (a server that is not up yet answers nothing)."""
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def wait_until(

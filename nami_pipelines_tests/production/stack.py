@@ -1,5 +1,7 @@
 """The production stack a test starts: dagster-webserver and dagster-daemon on the deploy
-instance (`deploy/dagster.yaml`, all storage on PostgreSQL), the event database, the emulator.
+instance (`deploy/dagster.yaml`, all storage on PostgreSQL), the webhook receiver on the event
+database (`nami-pipelines receive`, with the command and as many replicas as deploy/receiver.yaml
+gives), the emulator.
 
 Everything is on free ports and in throwaway databases and folders, so the stack never touches
 the repository's own `data/` or a developer's Dagster instance, and several can run at once
@@ -10,23 +12,29 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 import yaml
 
 from nami_pipelines.config import AnyIntegration, parse_integrations
 from nami_pipelines.emulators import EmulatorProcess, EmulatorSettings
 from nami_pipelines.events.store import EventStore
-from nami_pipelines.samples import PRODUCTION_APP_ID
+from nami_pipelines.receiver.apps import SHARED_SECRET_VARIABLE
+from nami_pipelines.samples import PRODUCTION_APP_ID, STAGING_APP_ID
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS, integrations_document
 from nami_pipelines_tests.production.graphql import DagsterGraphQL
-from nami_pipelines_tests.production.processes import ManagedProcess, free_port, wait_until
+from nami_pipelines_tests.production.manifests import local_receiver_command, receiver_deployment
+from nami_pipelines_tests.production.processes import (
+    ManagedProcess,
+    answers_ok,
+    free_port,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "workspace.yaml"
@@ -41,13 +49,20 @@ SENSOR_NAME = "new_events_sensor"
 NEEDED_DAEMONS = ("BACKFILL", "QUEUED_RUN_COORDINATOR", "SENSOR")
 
 WEBSERVER_START_SECONDS = 90.0
-WEBSERVER_START_ATTEMPTS = 3
+RECEIVER_START_SECONDS = 30.0
+START_ATTEMPTS = 3
 LOCATION_LOAD_SECONDS = 120.0
 DAEMON_START_SECONDS = 90.0
 SENSOR_INTERVAL_SECONDS = 5
 # A run that dies mid-send leaves its claims for this long; short, so a retried run (the
 # instance retries failed runs) resends them within the test's time bounds.
 DELIVERY_LEASE_SECONDS = 30
+# The integrations' app is verified with the shared secret; the other app has a `webhooks:`
+# entry of its own, with its own secret variable.
+SHARED_WEBHOOK_SECRET = "whsec-stack-prod-3f81c0"
+STAGING_SECRET_VARIABLE = "NAMI_STAGING_WEBHOOK_SECRET"
+STAGING_WEBHOOK_SECRET = "whsec-stack-staging-7a2e94"
+WEBHOOK_SECRETS = {PRODUCTION_APP_ID: SHARED_WEBHOOK_SECRET, STAGING_APP_ID: STAGING_WEBHOOK_SECRET}
 
 
 def credential_variables() -> dict[str, str]:
@@ -115,6 +130,10 @@ class ProductionStack:
     exits: ExitStack
     processes: list[ManagedProcess] = field(default_factory=list)
     repository_name: str = ""
+    # One base URL per receiver replica.
+    receiver_urls: list[str] = field(default_factory=list)
+    # app id -> the secret its webhooks are signed with.
+    webhook_secrets: dict[str, str] = field(default_factory=lambda: dict(WEBHOOK_SECRETS))
 
     @property
     def url(self) -> str:
@@ -154,17 +173,10 @@ class ProductionStack:
         )
 
     def check_processes(self) -> None:
-        """Fails at once, with the logs, when the webserver or the daemon died."""
+        """Fails at once, with the logs, when the receiver, the webserver or the daemon died."""
         dead = [process.name for process in self.processes if not process.running()]
         if dead:
             raise AssertionError(f"{', '.join(dead)} exited early\n{self.logs()}")
-
-
-def _server_answers(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/server_info", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _start(stack: ProductionStack, name: str, command: list[str]) -> ManagedProcess:
@@ -176,31 +188,60 @@ def _start(stack: ProductionStack, name: str, command: list[str]) -> ManagedProc
     return process
 
 
-def _start_webserver(stack: ProductionStack) -> None:
-    """Returns once the UI answers and the code location is loaded, naming its repository.
-    Another process may take the free port between the probe and the webserver's bind: a
-    webserver that exits while starting is tried again on a new port."""
-    command = [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1"]
-    for attempt in range(WEBSERVER_START_ATTEMPTS):
-        if attempt:
-            stack.graphql.base_url = f"http://127.0.0.1:{free_port()}"
-        port = stack.url.rsplit(":", 1)[1]
-        process = _start(stack, "dagster-webserver", [*command, "-p", port])
+def _start_serving(
+    stack: ProductionStack,
+    name: str,
+    command: Callable[[int], list[str]],
+    probe_path: str,
+    timeout: float,
+) -> str:
+    """Starts a server on a free port and returns its base URL once `probe_path` answers 200.
+    Another process may take the free port between the probe and the server's bind: a server
+    that exits while starting is tried again on a new port."""
+    for _attempt in range(START_ATTEMPTS):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = _start(stack, name, command(port))
 
-        def started(process: ManagedProcess = process) -> str | None:
+        def started(process: ManagedProcess = process, url: str = url) -> str | None:
             if not process.running():
                 return "exited"
-            return "answers" if _server_answers(stack.url) else None
+            return "answers" if answers_ok(f"{url}{probe_path}") else None
 
         outcome = wait_until(
-            started, timeout=WEBSERVER_START_SECONDS, what="GET /server_info", explain=stack.logs
+            started, timeout=timeout, what=f"{name}: GET {probe_path}", explain=stack.logs
         )
         if outcome == "answers":
-            break
+            return url
         process.stop()
         stack.processes.remove(process)
-    else:
-        raise AssertionError(f"dagster-webserver did not start\n{stack.logs()}")
+    raise AssertionError(f"{name} did not start\n{stack.logs()}")
+
+
+def _start_receivers(stack: ProductionStack) -> None:
+    """The replicas of deploy/receiver.yaml, each running the container's command on a free
+    local port, all on the one event database."""
+    for replica in range(receiver_deployment()["spec"]["replicas"]):
+        url = _start_serving(
+            stack,
+            f"nami-webhook-receiver-{replica}",
+            local_receiver_command,
+            "/healthz",
+            RECEIVER_START_SECONDS,
+        )
+        stack.receiver_urls.append(url)
+
+
+def _start_webserver(stack: ProductionStack) -> None:
+    """Returns once the UI answers and the code location is loaded, naming its repository."""
+    command = [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1"]
+    stack.graphql.base_url = _start_serving(
+        stack,
+        "dagster-webserver",
+        lambda port: [*command, "-p", str(port)],
+        "/server_info",
+        WEBSERVER_START_SECONDS,
+    )
 
     def repository() -> dict[str, Any] | None:
         stack.check_processes()
@@ -218,8 +259,8 @@ def _start_webserver(stack: ProductionStack) -> None:
 @contextmanager
 def production_stack(admin: sa.Engine, work_dir: Path) -> Iterator[ProductionStack]:
     """Starts the stack (the daemon on demand, see `start_daemon`), yields it, and always stops
-    and removes all of it: processes first (daemon, then webserver, in reverse start order),
-    then the emulator and the databases."""
+    and removes all of it: processes first (daemon, webserver, then receiver: reverse start
+    order), then the emulator and the databases."""
     with ExitStack() as exits:
         dagster_pg_url = exits.enter_context(scratch_database(admin))
         events_url = exits.enter_context(scratch_schema(admin))
@@ -235,7 +276,10 @@ def production_stack(admin: sa.Engine, work_dir: Path) -> Iterator[ProductionSta
             amplitude_api_keys=list(AMPLITUDE_KEYS.values()),
         )
         emulator = exits.enter_context(EmulatorProcess(settings))
-        document = integrations_document(emulator.url, PRODUCTION_APP_ID)
+        document = {
+            **integrations_document(emulator.url, PRODUCTION_APP_ID),
+            "webhooks": [{"app_id": STAGING_APP_ID, "secret_env": STAGING_SECRET_VARIABLE}],
+        }
         integrations_file = work_dir / "integrations.yaml"
         integrations_file.write_text(yaml.safe_dump(document, sort_keys=False))
         credentials = credential_variables()
@@ -252,11 +296,13 @@ def production_stack(admin: sa.Engine, work_dir: Path) -> Iterator[ProductionSta
             "NAMI_DATA_DIR": str(work_dir / "data"),
             "NAMI_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_SECONDS),
             "NAMI_DELIVERY_LEASE_SECONDS": str(DELIVERY_LEASE_SECONDS),
+            SHARED_SECRET_VARIABLE: SHARED_WEBHOOK_SECRET,
+            STAGING_SECRET_VARIABLE: STAGING_WEBHOOK_SECRET,
             "PYTHONUNBUFFERED": "1",
         }
         store = EventStore(events_url)
         exits.callback(store.engine.dispose)
-        graphql = DagsterGraphQL(f"http://127.0.0.1:{free_port()}")
+        graphql = DagsterGraphQL("")  # its URL once the webserver answers
         exits.callback(graphql.close)
         stack = ProductionStack(
             graphql=graphql,
@@ -268,5 +314,6 @@ def production_stack(admin: sa.Engine, work_dir: Path) -> Iterator[ProductionSta
             environment=environment,
             exits=exits,
         )
+        _start_receivers(stack)
         _start_webserver(stack)
         yield stack

@@ -1,10 +1,12 @@
 """The real thing: dagster-webserver and dagster-daemon on the production instance (PostgreSQL),
 driven through the webserver's GraphQL API with the calls the UI makes.
 
-A backfill of 2 days x 2 integrations must deliver exactly the selected events of those days to
-those integrations (nothing of other days, apps, platforms or integrations); then, with the
-sensor switched on, a late batch loaded afterwards must reach every integration, while the
-already delivered events of the partitions it re-runs are not sent twice.
+Every event reaches the stack as Nami sends it: a signed native body POSTed to one of the
+receiver's replicas (`nami-pipelines receive`, as deploy/receiver.yaml runs it), which must answer
+each one 200 `stored`, and a re-post of each one to the other replica 200 `duplicate`. A backfill of 2 days x 2 integrations must deliver exactly the selected events
+of those days to those integrations (nothing of other days, apps, platforms or integrations);
+then, with the sensor switched on, a late batch posted afterwards must reach every integration,
+while the already delivered events of the partitions it re-runs are not sent twice.
 """
 
 import time
@@ -14,17 +16,14 @@ import pytest
 
 from nami_pipelines.delivery.run import bound_platform
 from nami_pipelines_tests.production.conftest import BackfillOutcome
-from nami_pipelines_tests.production.deliveries import (
-    DeliverySnapshot,
-    generate_and_load,
-    selected_ids,
-)
+from nami_pipelines_tests.production.deliveries import DeliverySnapshot, selected_ids
 from nami_pipelines_tests.production.processes import wait_until
 from nami_pipelines_tests.production.stack import (
     LOCATION_NAME,
     SENSOR_NAME,
     ProductionStack,
 )
+from nami_pipelines_tests.production.webhooks import post_bodies, write_signed_bodies
 
 # With `--dist loadgroup`, xdist keeps this package's tests on one worker (one stack).
 pytestmark = pytest.mark.xdist_group("production_stack")
@@ -53,10 +52,15 @@ def test_backfill_launched_like_the_ui_delivers_exactly_the_selected_events(
         # The run queue's per-integration limit keys on this tag (deploy/dagster.yaml).
         assert run["tags"]["dagster/partition/integration"] == key.split("|")[1]
         assert run["tags"]["dagster/from_ui"] == "true"
-    assert backfill.loaded.quarantined == 0 and backfill.loaded.loaded > 1_000, backfill.loaded
-
+    # Every webhook committed once: each body stored, each re-post (to the other replica) a
+    # duplicate adding nothing.
+    assert len(stack.receiver_urls) >= 2, "replicas, as deploy/receiver.yaml runs them"
+    webhooks, reposted = backfill.webhooks, backfill.reposted
+    assert webhooks.posted > 1_000 and webhooks.only(200, "stored"), webhooks.answers
+    assert reposted.posted == webhooks.posted and reposted.only(200, "duplicate"), reposted
     delivered = backfill.delivered
     events = delivered.events
+    assert len(events) == webhooks.posted == events["event_id"].nunique()
     # Events of other apps and platforms exist, so "exactly" below means something.
     assert (events["app_id"] != stack.integrations["ios_feed"].app_id).any()
     assert (events["platform_type"] != bound_platform(stack.integrations["ios_feed"])).any()
@@ -87,11 +91,11 @@ def test_backfill_launched_like_the_ui_delivers_exactly_the_selected_events(
         assert numbers["already_sent"] == 0, (key, numbers)
     print(
         f"\nbackfill {backfill.backfill_id}: {len(backfill.runs)} runs, "
-        f"{backfill.loaded.loaded} events loaded, finished in {backfill.seconds:.0f}s"
+        f"{backfill.webhooks.posted} webhooks stored, finished in {backfill.seconds:.0f}s"
     )
 
 
-def test_sensor_sends_events_loaded_while_it_is_on(
+def test_sensor_sends_webhooks_received_while_it_is_on(
     dagster_stack: ProductionStack, backfill: BackfillOutcome, tmp_path
 ) -> None:
     stack = dagster_stack
@@ -119,16 +123,17 @@ def test_sensor_sends_events_loaded_while_it_is_on(
     # A late batch for yesterday: that day's ios_feed and amplitude_prod partitions were
     # backfilled (their old events must not be sent again); android_feed's never ran.
     yesterday = backfill.days[-1]
-    loaded = generate_and_load(
-        stack.store,
-        tmp_path / "new-events.ndjson",
+    bodies = write_signed_bodies(
+        tmp_path,
+        stack.webhook_secrets,
         users=SENSOR_USERS,
         days=1,
         start=yesterday,
         seed=SENSOR_SEED,
     )
-    assert loaded.quarantined == 0 and loaded.loaded >= 200, loaded
-    loaded_at = time.monotonic()
+    webhooks = post_bodies(stack.receiver_urls, bodies, seed=SENSOR_SEED)
+    assert webhooks.posted >= 200 and webhooks.only(200, "stored"), webhooks.answers
+    received_at = time.monotonic()
     partition_days = {
         name: set(backfill.days) if name in backfill.integrations else {yesterday}
         for name in stack.integrations
@@ -154,7 +159,7 @@ def test_sensor_sends_events_loaded_while_it_is_on(
         what="the new events to reach every integration",
         explain=lambda: f"{_run_summary(stack)}\n{stack.logs()}",
     )
-    latency = time.monotonic() - loaded_at
+    latency = time.monotonic() - received_at
 
     # The runs end once attribute updates are sent and the metadata recorded; wait for that.
     wait_until(
@@ -184,8 +189,8 @@ def test_sensor_sends_events_loaded_while_it_is_on(
         # ios_feed and amplitude_prod re-ran a backfilled day: the ledger skipped what was sent.
         assert final.duplicates[name] == 0, f"{name} sent an event twice"
     print(
-        f"\nsensor: {len(sensor_runs)} runs; {loaded.loaded} new events reached "
-        f"{len(stack.integrations)} integrations {latency:.0f}s after loading"
+        f"\nsensor: {len(sensor_runs)} runs; {webhooks.posted} new webhooks reached "
+        f"{len(stack.integrations)} integrations {latency:.0f}s after their 2xx"
     )
 
 
