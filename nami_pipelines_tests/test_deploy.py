@@ -78,6 +78,8 @@ def test_instances_limit_runs_per_integration_with_the_partition_tag():
     production = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     assert production["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
     assert production["run_retries"]["enabled"] and production["run_monitoring"]["enabled"]
+    # Step failures (a stopped integration among them) are not re-run as whole runs.
+    assert production["run_retries"]["retry_on_asset_or_op_failure"] is False
 
 
 # The receiver beside the chart (deploy/receiver.yaml, deploy/receiver-ingress.example.yaml).
