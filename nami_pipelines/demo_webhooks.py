@@ -174,20 +174,26 @@ def post_webhooks(
     webhooks: Sequence[SignedWebhook],
     *,
     senders: int = SENDERS,
+    rate: float | None = None,
     on_answer: Callable[[WebhookAnswer], None] | None = None,
 ) -> list[WebhookAnswer]:
     """Posts every webhook from `senders` concurrent senders (so the receiver commits what
-    arrives together in one transaction); the answers in the webhooks' order."""
+    arrives together in one transaction), as fast as answered or, with `rate`, the n-th no
+    sooner than n / rate seconds after the start (traffic spread over time, as Nami's is); the
+    answers in the webhooks' order."""
     sender = _Sender(url)
+    started = time.monotonic()
 
-    def post(webhook: SignedWebhook) -> WebhookAnswer:
+    def post(index: int, webhook: SignedWebhook) -> WebhookAnswer:
+        if rate is not None:
+            time.sleep(max(0.0, started + index / rate - time.monotonic()))
         answer = sender.post(webhook)
         if on_answer is not None:
             on_answer(answer)
         return answer
 
     with ThreadPoolExecutor(max_workers=senders, thread_name_prefix="webhook-sender") as pool:
-        return list(pool.map(post, webhooks))
+        return list(pool.map(post, range(len(webhooks)), webhooks))
 
 
 def post_with_progress(url: str, webhooks: Sequence[SignedWebhook]) -> WebhookTally:
