@@ -3,6 +3,7 @@ started for the demo, local emulators as destinations, snapshots and deliveries 
 and a summary that counts what the receiver took and checks the emulators agree."""
 
 import os
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -34,6 +35,7 @@ from nami_pipelines.demo_files import (
 from nami_pipelines.demo_webhooks import (
     FATES,
     NOT_ACKNOWLEDGED,
+    SENDERS,
     SignedWebhook,
     WebhookTally,
     generated_webhooks,
@@ -143,8 +145,10 @@ def receive_webhooks(files: DemoFiles, webhooks: list[SignedWebhook]) -> Webhook
     log = files.folder / "receiver.log"
     with receiver_process(files.integrations, {"NAMI_EVENTS_DB_URL": events_db_url()}, log) as url:
         print(f"receiver: {url}/webhooks/nami/<app_id> (log in {log})")
+        started = time.monotonic()
         tally = post_with_progress(url, webhooks)
-    print(f"webhooks: {tally.describe()}")
+        seconds = time.monotonic() - started
+    print(f"webhooks: {tally.describe()} ({len(webhooks) / seconds:,.0f}/s from {SENDERS} senders)")
     if tally.failures:
         reason, count = tally.failures.most_common(1)[0]
         total = sum(tally.failures.values())

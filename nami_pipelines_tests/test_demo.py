@@ -94,7 +94,7 @@ def test_demo_runs_end_to_end_and_the_second_run_sends_nothing(tmp_path):
         app: {**nothing, "posted": count, "stored": count} for app, count in expected.items()
     }
     total = sum(expected.values())
-    assert f"webhooks: {total} posted: {total} stored, 0 duplicate, 0 quarantined\n" in output
+    assert f"webhooks: {total} posted: {total} stored, 0 duplicate, 0 quarantined (" in output
     first = delivery_rows(output)
     assert set(first) == {"demo_ios_feed", "demo_android_feed", "demo_amplitude"}
     for name, (selected, accepted, rejected, skipped, already, _, recorded, total) in first.items():
