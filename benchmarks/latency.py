@@ -17,7 +17,6 @@ emulator accepting its event on both APIs.
 
 import contextlib
 import json
-import math
 import os
 import random
 import shutil
@@ -42,6 +41,7 @@ from benchmarks.common import (
 )
 from benchmarks.datasets import PRODUCTION_EVENTS_PER_USER_DAY, sqlite_url, yesterday
 from benchmarks.delivery import received
+from benchmarks.latency_row import SECTION, latency_row
 from benchmarks.report import Row, skipped_row
 from benchmarks.webhook_latency import day_webhooks, webhook_latency_row
 from nami_pipelines.emulators import EmulatorProcess
@@ -49,16 +49,8 @@ from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 
-SECTION = "5 latency"
 REPOSITORY = Path(__file__).resolve().parent.parent
-TARGET_P95_SECONDS = 60.0
 POLL_SECONDS = 0.25
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least `share` of values at or below."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def _integrations(url: str) -> dict[str, Any]:
@@ -226,29 +218,19 @@ def latency_rows(
                     ),
                     expected_before=expected,
                     budget=budget + 2 * interval,
-                    percentile=percentile,
-                    target_seconds=TARGET_P95_SECONDS,
                 )
         finally:
             dagster.stop()
             store.engine.dispose()
     if webhook_row is None or not webhook_row.error:
         shutil.rmtree(folder, ignore_errors=True)  # kept only when something went wrong
-    latencies = [sample["seconds"] for sample in samples]
-    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-    load_row = Row(
-        section=SECTION,
-        case=f"load to emulator, sensor every {interval}s ({len(samples)} loads)",
+    load_row = latency_row(
+        f"load to emulator, sensor every {interval}s ({len(samples)} loads)",
+        [sample["seconds"] for sample in samples],
         events=sum(sample["events"] for sample in samples),
-        seconds=p95,
         exactly_once=all(count == expected for count in counts.values()),
-        result=f"p50 {p50:.1f}s, p95 {p95:.1f}s (min {min(latencies):.1f}s)",
-        target=f"p95 < {TARGET_P95_SECONDS:.0f}s",
-        met=p95 < TARGET_P95_SECONDS,
         details={
             "samples": samples,
-            "p50": p50,
-            "p95": p95,
             "accepted": counts,
             "expected_per_api": expected,
             "credentials": [AMPLITUDE_KEY, MPARTICLE_KEY],

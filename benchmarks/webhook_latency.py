@@ -13,7 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks.report import Row
+from benchmarks.latency_row import SECTION, latency_row
+from benchmarks.report import Row, skipped_row
 from nami_pipelines.demo_webhooks import (
     SignedWebhook,
     WebhookAnswer,
@@ -93,8 +94,6 @@ def webhook_latency_row(
     wait_for: Callable[[int, float], float | None],
     expected_before: int,
     budget: float,
-    percentile: Callable[[list[float], float], float],
-    target_seconds: float,
 ) -> Row:
     """Posts the webhooks to a receiver on the session's database and integrations file, waits
     for both APIs to accept them, and reports p50 and p95 of their latencies."""
@@ -110,20 +109,14 @@ def webhook_latency_row(
     found, missing = latencies(answers, accepted)
     case = f"webhook 2xx to emulator, sensor every {interval}s ({len(webhooks)} webhooks)"
     if not found:
-        return Row(section="5 latency", case=case, result="no webhook event accepted", error=True)
-    p50, p95 = percentile(found, 0.5), percentile(found, 0.95)
-    return Row(
-        section="5 latency",
-        case=case,
+        return skipped_row(SECTION, case, "no webhook event was accepted", error=True)
+    return latency_row(
+        case,
+        found,
         events=len(found),
-        seconds=p95,
         exactly_once=done is not None and missing == 0 and stored == len(webhooks),
-        result=f"p50 {p50:.1f}s, p95 {p95:.1f}s (min {min(found):.1f}s, {rate:.1f} webhooks/s)",
-        target=f"p95 < {target_seconds:.0f}s",
-        met=p95 < target_seconds,
+        note=f", {rate:.1f} webhooks/s",
         details={
-            "p50": p50,
-            "p95": p95,
             "max": max(found),
             "rate_per_second": rate,
             "stored": stored,
