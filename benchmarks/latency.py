@@ -9,11 +9,14 @@ a random part of the sensor interval, so loads land at every phase of the sensor
 inserts a batch of new events; its latency is the time from the end of the load to the emulator
 having accepted every event of the batch on both APIs. p50 and p95 are nearest-rank over the
 loads (with few loads, p95 is the slowest one).
+
+With `webhooks`, the same session then measures the front door (`benchmarks.webhook_latency`):
+webhooks posted to `nami-pipelines receive` at a steady rate, each timed from its 2xx to the
+emulator accepting its event on both APIs.
 """
 
 import contextlib
 import json
-import math
 import os
 import random
 import shutil
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,22 +41,16 @@ from benchmarks.common import (
 )
 from benchmarks.datasets import PRODUCTION_EVENTS_PER_USER_DAY, sqlite_url, yesterday
 from benchmarks.delivery import received
+from benchmarks.latency_row import SECTION, latency_row
 from benchmarks.report import Row, skipped_row
+from benchmarks.webhook_latency import day_webhooks, webhook_latency_row
 from nami_pipelines.emulators import EmulatorProcess
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
 
-SECTION = "5 latency"
 REPOSITORY = Path(__file__).resolve().parent.parent
-TARGET_P95_SECONDS = 60.0
 POLL_SECONDS = 0.25
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least `share` of values at or below."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def _integrations(url: str) -> dict[str, Any]:
@@ -144,8 +142,15 @@ def _wait_for(emulator: EmulatorProcess, expected: int, deadline: float) -> floa
 
 
 def latency_rows(
-    work: Path, *, loads: int, rows_per_load: int, interval: int, seed: int = 5
+    work: Path,
+    *,
+    loads: int,
+    rows_per_load: int,
+    interval: int,
+    webhooks: int = 0,
+    seed: int = 5,
 ) -> list[Row]:
+    """The load row, then (with `webhooks`) the webhook row, in one daemon session."""
     folder = work / "latency" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     home = folder / "dagster_home"
     home.mkdir(parents=True)
@@ -168,7 +173,10 @@ def latency_rows(
     budget = 3 * interval + 120
     samples: list[dict[str, Any]] = []
     dagster = _Dagster(home, environment)
-    with EmulatorProcess(emulator_settings()) as emulator:
+    webhook_row: Row | None = None
+    # The webhook row finds each event's acceptance time in the emulator's records.
+    settings = replace(emulator_settings(), record_payloads=webhooks > 0)
+    with EmulatorProcess(settings) as emulator:
         (folder / "integrations.yaml").write_text(yaml.safe_dump(_integrations(emulator.url)))
         dagster.start()
         try:
@@ -197,30 +205,35 @@ def latency_rows(
                     ]
                 if number:
                     samples.append({"load": number, "events": batch, "seconds": done - loaded_at})
+            counts = _accepted(emulator)
+            if webhooks:
+                webhook_row = webhook_latency_row(
+                    folder,
+                    emulator,
+                    environment,
+                    webhooks=day_webhooks(webhooks, day, seed * 100 + 99),
+                    interval=interval,
+                    wait_for=lambda total, seconds: _wait_for(
+                        emulator, total, time.monotonic() + seconds
+                    ),
+                    expected_before=expected,
+                    budget=budget + 2 * interval,
+                )
         finally:
             dagster.stop()
             store.engine.dispose()
-            counts = _accepted(emulator)
-    shutil.rmtree(folder, ignore_errors=True)  # kept only when something went wrong
-    latencies = [sample["seconds"] for sample in samples]
-    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-    return [
-        Row(
-            section=SECTION,
-            case=f"load to emulator, sensor every {interval}s ({len(samples)} loads)",
-            events=sum(sample["events"] for sample in samples),
-            seconds=p95,
-            exactly_once=all(count == expected for count in counts.values()),
-            result=f"p50 {p50:.1f}s, p95 {p95:.1f}s (min {min(latencies):.1f}s)",
-            target=f"p95 < {TARGET_P95_SECONDS:.0f}s",
-            met=p95 < TARGET_P95_SECONDS,
-            details={
-                "samples": samples,
-                "p50": p50,
-                "p95": p95,
-                "accepted": counts,
-                "expected_per_api": expected,
-                "credentials": [AMPLITUDE_KEY, MPARTICLE_KEY],
-            },
-        )
-    ]
+    if webhook_row is None or not webhook_row.error:
+        shutil.rmtree(folder, ignore_errors=True)  # kept only when something went wrong
+    load_row = latency_row(
+        f"load to emulator, sensor every {interval}s ({len(samples)} loads)",
+        [sample["seconds"] for sample in samples],
+        events=sum(sample["events"] for sample in samples),
+        exactly_once=all(count == expected for count in counts.values()),
+        details={
+            "samples": samples,
+            "accepted": counts,
+            "expected_per_api": expected,
+            "credentials": [AMPLITUDE_KEY, MPARTICLE_KEY],
+        },
+    )
+    return [load_row] if webhook_row is None else [load_row, webhook_row]

@@ -114,6 +114,13 @@ def parser() -> argparse.ArgumentParser:
         "--sensor-interval", type=int, default=30, help="NAMI_SENSOR_INTERVAL_SECONDS (item 5)"
     )
     parser.add_argument(
+        "--latency-webhooks",
+        type=int,
+        default=600,
+        help="webhooks posted over two sensor intervals, timed from 2xx to the emulator "
+        "(issue 13 item 6; 0 skips the row)",
+    )
+    parser.add_argument(
         "--webhooks", type=int, default=20_000, help="webhooks per receiver case (issue 13)"
     )
     parser.add_argument(
@@ -153,6 +160,7 @@ QUICK = {
     "loads": 2,
     "load_rows": 300,
     "sensor_interval": 5,
+    "latency_webhooks": 60,
     "webhooks": 1_000,
     "webhook_seconds": 2.0,
 }
@@ -263,6 +271,7 @@ def run(options: argparse.Namespace) -> list[Row]:
                 loads=options.loads,
                 rows_per_load=options.load_rows,
                 interval=options.sensor_interval,
+                webhooks=options.latency_webhooks,
             ),
         )
     if "webhooks" in chosen:

@@ -1,12 +1,14 @@
-"""The embedded end-to-end run: sample events into SQLite, local emulators as destinations,
-snapshots and deliveries through Dagster, and a summary that checks the emulators agree."""
+"""The embedded end-to-end run: sample events posted as Nami's signed webhooks to a receiver
+started for the demo, local emulators as destinations, snapshots and deliveries through Dagster,
+and a summary that counts what the receiver took and checks the emulators agree."""
 
 import os
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from nami_pipelines.commands.common import load_file_with_progress
+from nami_pipelines.commands.common import CommandError
 from nami_pipelines.commands.delivery import report_unsettled
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.defs.delivery.backfill import (
@@ -24,20 +26,37 @@ from nami_pipelines.demo_files import (
     DEFAULT_DEMO_PORT,
     DEMO_PORT_VARIABLE,
     DEMO_SECRETS,
+    DEMO_WEBHOOK_SECRET_VARIABLE,
     DemoFiles,
     demo_emulator_settings,
     demo_folder,
     emulator_on_port,
 )
+from nami_pipelines.demo_webhooks import (
+    FATES,
+    NOT_ACKNOWLEDGED,
+    SENDERS,
+    SignedWebhook,
+    WebhookTally,
+    generated_webhooks,
+    post_with_progress,
+    receiver_process,
+    webhook_entries,
+)
 from nami_pipelines.destinations.outcomes import ACCEPTED
 from nami_pipelines.events.store import EventStore
-from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
+from nami_pipelines.samples import PRODUCTION_APP_ID, STAGING_APP_ID
 from nami_pipelines.settings import events_db_url
+
+# The sample journeys' apps: each gets its own webhook URL, as in the Nami Control Center.
+DEMO_APPS = (PRODUCTION_APP_ID, STAGING_APP_ID)
 
 
 def demo_integrations_document(base_url: str) -> dict:
-    """An iOS and an Android mParticle feed and one Amplitude project, all on the emulators."""
+    """An iOS and an Android mParticle feed and one Amplitude project, all on the emulators, and
+    the webhooks of both sample apps, signed with the demo's secret."""
     return {
+        "webhooks": webhook_entries(DEMO_APPS, DEMO_WEBHOOK_SECRET_VARIABLE),
         "integrations": [
             {
                 "name": "demo_ios_feed",
@@ -70,7 +89,7 @@ def demo_integrations_document(base_url: str) -> dict:
                 "user_id": "external_id",
                 "fallback_to_nami_user_id": True,
             },
-        ]
+        ],
     }
 
 
@@ -120,6 +139,23 @@ def reason_rows(totals: dict[str, dict]) -> list[dict]:
     ]
 
 
+def receive_webhooks(files: DemoFiles, webhooks: list[SignedWebhook]) -> WebhookTally:
+    """Starts `nami-pipelines receive` on the demo's integrations file and posts every webhook
+    to it; fails in one line when any webhook was not acknowledged."""
+    log = files.folder / "receiver.log"
+    with receiver_process(files.integrations, {"NAMI_EVENTS_DB_URL": events_db_url()}, log) as url:
+        print(f"receiver: {url}/webhooks/nami/<app_id> (log in {log})")
+        started = time.monotonic()
+        tally = post_with_progress(url, webhooks)
+        seconds = time.monotonic() - started
+    print(f"webhooks: {tally.describe()} ({len(webhooks) / seconds:,.0f}/s from {SENDERS} senders)")
+    if tally.failures:
+        reason, count = tally.failures.most_common(1)[0]
+        total = sum(tally.failures.values())
+        raise CommandError(f"{total} webhooks were not acknowledged ({count}: {reason}); see {log}")
+    return tally
+
+
 def run_demo(*, users: int, days: int, seed: int) -> bool:
     """Returns True when every integration's accepted events match what its emulator recorded."""
     today = datetime.now(UTC).date()
@@ -128,14 +164,14 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
     check_days_in_partitions(day_list)
     folder = demo_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    sample = folder / f"events-{start.isoformat()}-{days}d-{users}u-s{seed}.ndjson"
     print(f"event store: {events_db_url().split('@')[-1]}")
-    count = write_events_ndjson(
-        sample, users=users, days=days, start=start, seed=seed, show_progress=True
+    secret = DEMO_SECRETS[DEMO_WEBHOOK_SECRET_VARIABLE]
+    webhooks = generated_webhooks(users=users, days=days, start=start, seed=seed, secret=secret)
+    print(
+        f"generated {len(webhooks)} events for {users} users, {start} .. "
+        f"{today - timedelta(days=1)}, as Nami's signed webhook bodies"
     )
-    print(f"generated {count} events for {users} users, {start} .. {today - timedelta(days=1)}")
     store = EventStore(events_db_url())
-    print(f"load: {load_file_with_progress(sample, store).describe()}")
     os.environ.update(DEMO_SECRETS)
     settings = demo_emulator_settings()
     instance = dagster_instance()
@@ -147,9 +183,13 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
         files.write(document, int(emulator.url.rsplit(":", 1)[1]), settings)
         integrations = parse_integrations(document)
         print(f"emulators: {emulator.url} (integrations in {files.integrations})")
+        tally = receive_webhooks(files, webhooks)
         snapshots = materialize_snapshots(day_list, instance)
         totals = backfill_deliveries(integrations, day_list, instance=instance)
         stats = emulator.stats()
+    print("\nwebhooks (this run; a body already stored is a duplicate)")
+    columns = ("app_id", "posted", *FATES, NOT_ACKNOWLEDGED)
+    print(_table(tally.rows(), columns, text=("app_id",)))
     print("\nsnapshots")
     print(
         _table(

@@ -24,13 +24,16 @@ DEMO_PORT_VARIABLE = "NAMI_DEMO_EMULATOR_PORT"
 DEFAULT_DEMO_PORT = 8765
 EMULATOR_HOST = "127.0.0.1"
 
-# Keys the demo's emulator accepts; nothing real. They are written to `demo.env` for the UI.
+# Keys the demo's emulator accepts, and the secret its webhooks are signed with; nothing real.
+# They are written to `demo.env` for the UI (and for `nami-pipelines receive` on the demo's file).
+DEMO_WEBHOOK_SECRET_VARIABLE = "DEMO_WEBHOOK_SECRET"
 DEMO_SECRETS = {
     "DEMO_IOS_KEY": "demo-ios-s2s-key",
     "DEMO_IOS_SECRET": "demo-ios-s2s-secret",
     "DEMO_ANDROID_KEY": "demo-android-s2s-key",
     "DEMO_ANDROID_SECRET": "demo-android-s2s-secret",
     "DEMO_AMPLITUDE_API_KEY": "demo-amplitude-api-key",
+    DEMO_WEBHOOK_SECRET_VARIABLE: "demo-webhook-secret",
 }
 
 
@@ -73,7 +76,8 @@ class DemoFiles:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.integrations.write_text(yaml.safe_dump(dict(document), sort_keys=False))
         self.environment.write_text(
-            "# The key variables data/demo/integrations.yaml names (the demo emulator's keys).\n"
+            "# The variables data/demo/integrations.yaml names: the demo emulator's keys and the\n"
+            "# secret the demo's webhooks are signed with.\n"
             + "".join(f"{name}={value}\n" for name, value in DEMO_SECRETS.items())
         )
         self.emulator.write_text(

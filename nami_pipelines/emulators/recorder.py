@@ -5,6 +5,7 @@ api_key) in one `Counter` each, under flat names that `stats()` nests. Secrets n
 this module, so stats and records cannot leak them.
 """
 
+import time
 from collections import Counter
 from typing import Any, Final
 
@@ -125,10 +126,13 @@ class ApiRecorder:
         return True
 
     def record(self, kind: str, entry: dict[str, Any]) -> None:
-        """Keeps an accepted payload (or a rejection) with its arrival sequence number."""
+        """Keeps an accepted payload (or a rejection) with its arrival sequence number and
+        `recorded_at`, the wall-clock Unix time it was recorded (for an event: when it was
+        accepted), so a benchmark can time an event from its source to its acceptance."""
         self._sequence += 1
         if self.record_payloads:
             entry["seq"] = self._sequence
+            entry["recorded_at"] = time.time()
             self._records[kind].append(entry)
 
     def profile_to_update(self, credential: str, user: str) -> dict[str, Any]:

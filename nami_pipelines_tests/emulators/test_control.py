@@ -1,6 +1,7 @@
 """The `/_emulator` endpoints: stats per credential, no secrets anywhere, config and reset."""
 
 import json
+import time
 
 import requests
 
@@ -108,3 +109,19 @@ def test_received_pages(emulator: EmulatorProcess) -> None:
 
     assert page == everything[1:3]
     assert [entry["seq"] for entry in everything] == sorted(entry["seq"] for entry in everything)
+
+
+def test_each_accepted_event_carries_the_time_it_was_accepted(emulator: EmulatorProcess) -> None:
+    before_mparticle = time.time()
+    send_mparticle(emulator, (MPARTICLE_KEY, MPARTICLE_SECRET), 2)
+    between = time.time()
+    body = {"api_key": AMPLITUDE_KEY, "events": [amplitude_event(), amplitude_event()]}
+    answer = requests.post(emulator.amplitude_url, json=body, timeout=10)
+    after_amplitude = time.time()
+
+    assert answer.status_code == 200
+    mparticle = [entry["recorded_at"] for entry in emulator.received("mparticle")]
+    amplitude = [entry["recorded_at"] for entry in emulator.received("amplitude")]
+    assert len(mparticle) == 2 and len(amplitude) == 2
+    assert all(before_mparticle <= at <= between for at in mparticle)
+    assert all(between <= at <= after_amplitude for at in amplitude)
