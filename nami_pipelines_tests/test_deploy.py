@@ -158,9 +158,9 @@ def test_receiver_container_runs_the_receive_command_the_cli_accepts():
     assert parsed.handler is command_receive
     assert parsed.host == "0.0.0.0"
     assert parsed.port == 8080 == named_port(container, "http")
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe, path in (("readinessProbe", "/healthz"), ("livenessProbe", "/livez")):
         check = container[probe]["httpGet"]
-        assert check["path"] == "/healthz", probe
+        assert check["path"] == path, probe
         assert named_port(container, check["port"]) == parsed.port, probe
     service = manifests(RECEIVER_MANIFEST)["Service"]
     assert service["spec"]["type"] == "ClusterIP"
@@ -249,6 +249,9 @@ def test_the_manifests_command_serves_its_probe_and_the_ingress_path(tmp_path: P
         wait_until(started, timeout=START_SECONDS, what=f"GET {probe}", explain=log.read_text)
         health = requests.get(f"{url}{probe}", timeout=10)
         assert (health.status_code, health.json()["status"]) == (200, "ok")
+        liveness = container["livenessProbe"]["httpGet"]["path"]
+        alive = requests.get(f"{url}{liveness}", timeout=10)
+        assert (alive.status_code, alive.json()) == (200, {"status": "alive"})
         (rule,) = manifests(INGRESS_EXAMPLE)["Ingress"]["spec"]["rules"]
         (public_path,) = rule["http"]["paths"]
         body = json.dumps(RENEWAL_BODY).encode()

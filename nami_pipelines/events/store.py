@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    make_url,
     or_,
     select,
     text,
@@ -59,7 +60,10 @@ def create_store_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A database host that accepts no connection must fail a request (a 503 at the receiver,
+    # a failed step in a run), not hang it: a bounded connect unless the URL sets its own.
+    options = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
+    return create_engine(url, pool_pre_ping=True, connect_args=options)
 
 
 def to_utc_series(values: pd.Series) -> pd.Series:

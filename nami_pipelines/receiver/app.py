@@ -1,4 +1,5 @@
-"""The receiver's HTTP surface: `POST /webhooks/nami/{app_id}` and `GET /healthz`.
+"""The receiver's HTTP surface: `POST /webhooks/nami/{app_id}`, `GET /healthz` (ready: the
+database answers) and `GET /livez` (alive).
 
 Order of checks, each before the next reads more: the app is known (404), the body is at most
 1 MB (413, read no further), the signature matches the raw bytes (401, nothing parsed or
@@ -113,6 +114,11 @@ def build_receiver_app(
             )
         return JSONResponse({"status": "ok", "apps": len(apps)})
 
+    async def livez(_request: Request) -> JSONResponse:
+        """The process answers: what a liveness probe asks. A database that is away is the
+        readiness probe's (`/healthz`) business; restarting the receiver would not bring it back."""
+        return JSONResponse({"status": "alive"})
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await committer.start()
@@ -125,6 +131,7 @@ def build_receiver_app(
         routes=[
             Route("/webhooks/nami/{app_id}", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/livez", livez, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -152,6 +152,7 @@ def test_an_outage_mid_burst_answers_503_and_retries_store_each_event_once(
             outage.begin()
             timeline.enter("down")
             health_while_down = receiver.session.get(f"{receiver.url}/healthz", timeout=30)
+            alive_while_down = receiver.session.get(f"{receiver.url}/livez", timeout=30)
             # Nami keeps sending new events while the database is away.
             second_half = [senders.submit(send, i, bodies[i]) for i in range(half, BODIES)]
             timeline.wait_for(lambda answers: len(while_down(answers)) >= SENDERS)
@@ -184,6 +185,7 @@ def test_an_outage_mid_burst_answers_503_and_retries_store_each_event_once(
     assert {answer.status for answer in while_down(answers)} == {503}  # no 2xx while down
     assert {a.status for a in answers if a.sent_in == "up again"} == {200}
     assert health_while_down.status_code == 503
+    assert alive_while_down.status_code == 200 and alive_while_down.json() == {"status": "alive"}
     assert health_after.status_code == 200
     delivered = {answer.index for answer in answers if answer.status == 200}
     assert delivered == set(range(BODIES))

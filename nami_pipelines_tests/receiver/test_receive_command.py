@@ -2,6 +2,11 @@
 about unsigned apps, and serves webhooks as a process."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -77,3 +82,29 @@ def test_receive_serves_apps_with_their_own_and_the_shared_secret(tmp_path):
     output = log.read_text()
     assert "webhook app 'open-app': signature: none - bodies are not verified" in output
     assert "webhook refused (401): app 'staging': wrong nami-signature" in output
+
+
+def test_receive_ends_in_one_line_when_the_database_host_never_answers(tmp_path):
+    """A host that takes the connection and never speaks PostgreSQL (a firewall, a hung
+    server): the bounded connect makes `receive` stop with one line instead of hanging."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nothing ever answers
+        port = silent.getsockname()[1]
+        env = {
+            **os.environ,
+            "NAMI_EVENTS_DB_URL": f"postgresql://postgres@127.0.0.1:{port}/nami",
+            "NAMI_INTEGRATIONS_FILE": integrations_file(tmp_path, []),
+            "NAMI_WEBHOOK_SECRET": "webhook-secret-4b7e",
+        }
+        finished = subprocess.run(
+            [str(Path(sys.executable).parent / "nami-pipelines"), "receive", "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert finished.returncode == 2
+    (line,) = finished.stderr.strip().splitlines()
+    assert line.startswith("nami-pipelines receive: the event database is unavailable: ")
+    assert "webhook-secret-4b7e" not in finished.stderr + finished.stdout
