@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, insert, select, update
+import orjson
+from sqlalchemy import Insert, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -81,15 +82,22 @@ def insert_new_events(connection: Connection, batch: WriteBatch) -> InsertOutcom
     if not batch.events:
         return outcome
     last_seq = _lock_sequence(connection)
-    stored = _stored_rows(connection, [e.event_id for e in batch.events])
+    rows = [event.row() for event in batch.events]
+    first_of_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first_of_id.setdefault(row["event_id"], row)
+    if connection.dialect.name == "postgresql":
+        stored = _insert_fresh_on_postgresql(connection, list(first_of_id.values()), last_seq)
+    else:
+        stored = _stored_rows(connection, list(first_of_id))
     new_rows: list[dict[str, Any]] = []
-    for index, event_row in enumerate(batch.events):
-        row = event_row.row()
-        previous = stored.get(event_row.event_id)
+    for index, row in enumerate(rows):
+        event_id = row["event_id"]
+        previous = stored.get(event_id)
         if previous is None:
             last_seq += 1
             new_rows.append({**row, "loaded_seq": last_seq})
-            stored[event_row.event_id] = row
+            stored[event_id] = row
             outcome.fates.append("loaded")
         elif _same_content(previous, row):
             outcome.duplicates += 1
@@ -102,14 +110,54 @@ def insert_new_events(connection: Connection, batch: WriteBatch) -> InsertOutcom
                     line_number=batch.line_numbers[index],
                     raw_line=_describe(row),
                     reason=CONFLICT_REASON,
-                    event_id=event_row.event_id,
+                    event_id=event_id,
                 )
             )
-    if new_rows:
+    if new_rows and connection.dialect.name != "postgresql":
         connection.execute(insert(nami_events), new_rows)
         connection.execute(update(nami_events_sequence).values(last_seq=last_seq))
     outcome.loaded = len(new_rows)
     return outcome
+
+
+_STORED_COLUMNS = ", ".join(c.name for c in nami_events.columns if c.name != "loaded_seq")
+_INSERT_FRESH_ON_POSTGRESQL = text(
+    f"""
+    WITH incoming AS (
+        SELECT * FROM json_populate_recordset(NULL::nami_events, CAST(:rows AS json))
+        WITH ORDINALITY
+    ),
+    fresh AS (
+        SELECT incoming.*, row_number() OVER (ORDER BY ordinality) AS position FROM incoming
+        WHERE NOT EXISTS (SELECT 1 FROM nami_events AS e WHERE e.event_id = incoming.event_id)
+    ),
+    inserted AS (
+        INSERT INTO nami_events ({_STORED_COLUMNS}, loaded_seq)
+        SELECT {_STORED_COLUMNS}, :last_seq + position FROM fresh
+        RETURNING 1
+    ),
+    advanced AS (
+        UPDATE nami_events_sequence SET last_seq = :last_seq + (SELECT count(*) FROM inserted)
+    )
+    SELECT {_STORED_COLUMNS} FROM nami_events
+    WHERE event_id IN (SELECT event_id FROM incoming)
+    """
+)
+
+
+def _insert_fresh_on_postgresql(
+    connection: Connection, rows: list[dict[str, Any]], last_seq: int
+) -> dict[str, dict]:
+    """Insert the rows whose id is not stored, numbered after `last_seq` in order, and advance
+    the sequence, in one statement (a round trip each would be most of a webhook group's
+    commit); returns the rows that were already stored. The statement's one snapshot, taken
+    after the sequence lock, does not see its own inserts, so what it returns is exactly what
+    was there before. `rows` hold each id once."""
+    document = orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
+    found = connection.execute(
+        _INSERT_FRESH_ON_POSTGRESQL, {"rows": document, "last_seq": last_seq}
+    )
+    return {row["event_id"]: dict(row) for row in found.mappings()}
 
 
 def _lock_sequence(connection: Connection) -> int:
