@@ -17,6 +17,7 @@ from nami_pipelines.commands.check import command_check
 from nami_pipelines.commands.common import (
     CommandError,
     CommandFailed,
+    dagster_failures,
     open_store,
 )
 from nami_pipelines.commands.delivery import (
@@ -53,7 +54,9 @@ def command_emulate(arguments: argparse.Namespace) -> None:
 def command_demo(arguments: argparse.Namespace) -> None:
     from nami_pipelines.demo import run_demo
 
-    if not run_demo(users=arguments.users, days=arguments.days, seed=arguments.seed):
+    with dagster_failures():
+        agreed = run_demo(users=arguments.users, days=arguments.days, seed=arguments.seed)
+    if not agreed:
         raise CommandFailed("the emulators did not record exactly the accepted events")
 
 
@@ -179,26 +182,22 @@ def _fail(command: str, message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command. Every failure ends in one line on stderr and a non-zero exit; with
-    `--debug`, the stack trace (for a failed Dagster run, the run's own) follows it."""
-    from nami_pipelines.defs.delivery.backfill import DagsterRunFailed, PartitionOutOfRange
-
+    `--debug`, the stack trace (for a failed Dagster run, the run's own) follows it. Only the
+    commands that run Dagster (backfill, demo) load it."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
     debug = getattr(arguments, "debug", False)
     try:
         arguments.handler(arguments)
-    except (CommandError, PartitionOutOfRange) as error:
+    except CommandError as error:
         _fail(arguments.command, str(error))
         return EXIT_BAD_INPUT
     except CommandFailed as error:
         _fail(arguments.command, str(error))
+        if debug and error.details:
+            print(error.details, file=sys.stderr)
         return EXIT_FAILED
     except DeliveryIncomplete:
-        return EXIT_FAILED
-    except DagsterRunFailed as error:
-        _fail(arguments.command, f"{error} (run {error.run_id}; see it in the Dagster UI)")
-        if debug:
-            print(error.details, file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

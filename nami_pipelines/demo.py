@@ -1,25 +1,17 @@
 """The embedded end-to-end run: sample events posted as Nami's signed webhooks to a receiver
 started for the demo, local emulators as destinations, snapshots and deliveries through Dagster,
-and a summary that counts what the receiver took and checks the emulators agree."""
+and a summary that counts what the receiver took and checks the emulators agree.
+
+The Dagster runs go through `defs/launch.py`, the command line's one way into Dagster."""
 
 import os
 import time
-from datetime import UTC, date, datetime, timedelta
-
-import dagster as dg
+from datetime import UTC, datetime, timedelta
 
 from nami_pipelines.commands.common import CommandError
 from nami_pipelines.commands.delivery import report_unsettled
 from nami_pipelines.config import parse_integrations
-from nami_pipelines.defs.delivery.backfill import (
-    QUIET_RUN_CONFIG,
-    backfill_deliveries,
-    check_days_in_partitions,
-    run_metadata,
-)
-from nami_pipelines.defs.instance import dagster_instance
-from nami_pipelines.defs.resources import event_store_resource
-from nami_pipelines.defs.snapshots.assets import user_attribute_snapshots
+from nami_pipelines.defs.launch import check_days_in_partitions, deliver_days, snapshot_days
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.delivery.reasons import STATUS_ORDER, top_reasons
 from nami_pipelines.demo_files import (
@@ -93,26 +85,6 @@ def demo_integrations_document(base_url: str) -> dict:
     }
 
 
-def materialize_snapshots(days: list[date], instance: dg.DagsterInstance) -> list[dict]:
-    """The snapshot partitions in order, as the daily schedule would run them."""
-    return [
-        {
-            "day": day.isoformat(),
-            **run_metadata(
-                dg.materialize(
-                    [user_attribute_snapshots],
-                    partition_key=day.isoformat(),
-                    instance=instance,
-                    resources={"event_store": event_store_resource()},
-                    run_config=QUIET_RUN_CONFIG,
-                ),
-                "user_attribute_snapshots",
-            ),
-        }
-        for day in days
-    ]
-
-
 def _table(rows: list[dict], columns: tuple[str, ...], text: tuple[str, ...] = ()) -> str:
     """Numbers right-aligned, the `text` columns left-aligned."""
     widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in rows)) for c in columns}
@@ -174,7 +146,6 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
     store = EventStore(events_db_url())
     os.environ.update(DEMO_SECRETS)
     settings = demo_emulator_settings()
-    instance = dagster_instance()
     port = int(os.environ.get(DEMO_PORT_VARIABLE, DEFAULT_DEMO_PORT))
     with emulator_on_port(settings, port) as emulator:
         emulator.reset()
@@ -184,8 +155,8 @@ def run_demo(*, users: int, days: int, seed: int) -> bool:
         integrations = parse_integrations(document)
         print(f"emulators: {emulator.url} (integrations in {files.integrations})")
         tally = receive_webhooks(files, webhooks)
-        snapshots = materialize_snapshots(day_list, instance)
-        totals = backfill_deliveries(integrations, day_list, instance=instance)
+        snapshots = snapshot_days(day_list)
+        totals = deliver_days(integrations, day_list)
         stats = emulator.stats()
     print("\nwebhooks (this run; a body already stored is a duplicate)")
     columns = ("app_id", "posted", *FATES, NOT_ACKNOWLEDGED)

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from nami_pipelines.events.store import EventStore
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from nami_pipelines.emulators import EmulatorProcess
 
 POSTGRES_URL_VARIABLE = "NAMI_TEST_POSTGRES_URL"
@@ -165,6 +167,24 @@ def integrations_document(base_url: str, app_id: str) -> dict:
             },
         ]
     }
+
+
+# What each integration of `integrations_document` sends, written out by hand rather than
+# with the product's selection rule: the document's app's events of every type (none sets
+# `events:`); for a feed, only those of its platform (None: every platform).
+PLATFORMS_SENT: dict[str, frozenset[str] | None] = {
+    "ios_feed": frozenset({"apple"}),
+    "android_feed": frozenset({"google"}),
+    "amplitude_prod": None,
+}
+
+
+def sent_by_hand(events: "pd.DataFrame", app_id: str, platforms: frozenset[str] | None) -> set:
+    """The ids of `events` of `app_id` (and of `platforms`, unless None)."""
+    mine = events[events["app_id"] == app_id]
+    if platforms is not None:
+        mine = mine[mine["platform_type"].isin(platforms)]
+    return set(mine["event_id"])
 
 
 def private_dagster_home(folder) -> str:

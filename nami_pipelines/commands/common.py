@@ -2,7 +2,8 @@
 and loading a file with a progress bar (also the demo's first step)."""
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,7 +20,28 @@ class CommandError(Exception):
 
 class CommandFailed(Exception):
     """The input was right but something failed (a destination refused, the emulators
-    disagree); one line without a traceback, exit 1."""
+    disagree, a Dagster run failed); one line without a traceback, exit 1. `details` (a failed
+    run's own stack trace) is printed after the line under `--debug`."""
+
+    def __init__(self, message: str, *, details: str | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@contextmanager
+def dagster_failures() -> Iterator[None]:
+    """Failures of the Dagster runs a command starts (defs/launch.py) as the command line's: a
+    day outside the daily partitions is bad input, a failed run fails the command with its run
+    id. Dagster is imported here, when a command runs it, and not before."""
+    from nami_pipelines.defs.launch import DagsterRunFailed, PartitionOutOfRange
+
+    try:
+        yield
+    except PartitionOutOfRange as error:
+        raise CommandError(str(error)) from None
+    except DagsterRunFailed as error:
+        message = f"{error} (run {error.run_id}; see it in the Dagster UI)"
+        raise CommandFailed(message, details=error.details) from None
 
 
 def open_store() -> EventStore:

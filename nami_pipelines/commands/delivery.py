@@ -6,7 +6,12 @@ import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from nami_pipelines.commands.common import CommandError, configured_integrations, open_store
+from nami_pipelines.commands.common import (
+    CommandError,
+    configured_integrations,
+    dagster_failures,
+    open_store,
+)
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.events.store import EventStore
 
@@ -72,8 +77,7 @@ def _reasons_suffix(metadata: dict) -> str:
 
 
 def command_backfill(arguments: argparse.Namespace) -> None:
-    from nami_pipelines.defs.delivery.backfill import backfill_deliveries
-    from nami_pipelines.defs.instance import dagster_instance
+    from nami_pipelines.defs.launch import deliver_days
 
     if arguments.to_date < arguments.from_date:
         raise CommandError("--to is before --from")
@@ -90,11 +94,6 @@ def command_backfill(arguments: argparse.Namespace) -> None:
             flush=True,
         )
 
-    backfill_deliveries(
-        integrations,
-        days,
-        instance=dagster_instance(),
-        resend=arguments.resend,
-        on_partition=report,
-    )
+    with dagster_failures():
+        deliver_days(integrations, days, resend=arguments.resend, on_partition=report)
     report_unsettled(open_store(), integrations, days)

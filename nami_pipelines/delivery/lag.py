@@ -8,7 +8,7 @@ from sqlalchemy import and_, exists, func, select
 
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import PENDING, delivery_ledger
-from nami_pipelines.delivery.run import bound_platform
+from nami_pipelines.destinations.selection import event_filter
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.events.tables import nami_events
 
@@ -35,15 +35,11 @@ def delivery_lag(
         )
     )
     query = select(func.count(), func.min(nami_events.c.occurred_at)).where(
-        nami_events.c.app_id == integration.app_id,
-        nami_events.c.event_type.in_(list(integration.selected_events)),
+        *event_filter(integration).conditions(),
         nami_events.c.occurred_at > since,
         nami_events.c.occurred_at <= older_than,
         ~settled,
     )
-    platform = bound_platform(integration)
-    if platform is not None:
-        query = query.where(nami_events.c.platform_type == platform)
     with store.engine.connect() as connection:
         count, oldest = connection.execute(query).one()
     return DeliveryLag(integration.name, int(count or 0), oldest)

@@ -15,14 +15,6 @@ def top_reasons(reasons: ReasonCounts, limit: int = 3) -> list[tuple[str, int]]:
     return sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def merge_reasons(into: dict[str, dict[str, int]], more: Mapping[str, ReasonCounts]) -> None:
-    """Add per-status reason counts to `into`."""
-    for status, reasons in more.items():
-        target = into.setdefault(status, {})
-        for reason, count in reasons.items():
-            target[reason] = target.get(reason, 0) + count
-
-
 def describe_reasons(by_status: Mapping[str, ReasonCounts], limit: int = 3) -> str:
     """One line: `skipped 447: no external id (447); rejected 2: ...`, or '' when none."""
     parts = []

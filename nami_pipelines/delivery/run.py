@@ -14,15 +14,16 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 import pandas as pd
 
-from nami_pipelines.config import ALL_PLATFORMS, AnyIntegration, MParticleIntegration
+from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import PENDING, Candidate, DeliveryLedger
 from nami_pipelines.delivery.ledger_writer import LedgerWriter
 from nami_pipelines.destinations.client import DeliverySink, DestinationClient
 from nami_pipelines.destinations.http import Unresolved
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
 from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.destinations.selection import contact_filter, event_filter
 from nami_pipelines.event_types import is_user_event
-from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.events.model import USER, NamiEvent
 from nami_pipelines.events.store import EventStore, UserSpan
 from nami_pipelines.snapshots.at_events import attributes_at_events
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
@@ -37,7 +38,6 @@ from nami_pipelines.snapshots.state import (
     users_events,
 )
 
-USER = "nami_user_id"
 DAY_CHUNK_ROWS = 20_000
 HISTORICAL_AGE = timedelta(days=30)
 REASON_KEY_LENGTH = 120
@@ -77,30 +77,17 @@ class DeliveryReport:
         return sent / self.duration_seconds if self.duration_seconds > 0 else 0.0
 
 
-def bound_platform(integration: AnyIntegration) -> str | None:
-    """The platform a feed acts as; None when every platform's events go to it."""
-    if isinstance(integration, MParticleIntegration) and integration.platform != ALL_PLATFORMS:
-        return integration.platform
-    return None
-
-
 def selects(integration: AnyIntegration, events: pd.DataFrame) -> pd.Series:
-    """Which rows of an app's events this integration sends (type, and platform for a feed)."""
-    chosen = events["event_type"].isin(integration.selected_events)
-    platform = bound_platform(integration)
-    if platform is not None:
-        chosen &= events["platform_type"] == platform
-    return chosen
+    """Which rows of an app's events this integration sends (destinations/selection.py)."""
+    return event_filter(integration).matches(events)
 
 
 def count_selected(store: EventStore, integration: AnyIntegration, day: date) -> int:
     """The number of events `deliver_day` will consider for this day, counted in SQL."""
     return store.count_selected(
-        app_id=integration.app_id,
+        event_filter(integration),
         occurred_after=day_end(day - timedelta(days=1)),
         occurred_until=day_end(day),
-        event_types=integration.selected_events,
-        platform_type=bound_platform(integration),
     )
 
 
@@ -454,9 +441,7 @@ def attribute_targets(
     Read-only: nothing is sent or recorded here."""
     if not users:
         return [], {}
-    contacts = store.latest_contact(
-        users, app_id=integration.app_id, platform_type=bound_platform(integration)
-    )
+    contacts = store.latest_contact(users, contact_filter(integration))
     if contacts.empty:
         return [], {}
     in_scope = contacts[USER].tolist()

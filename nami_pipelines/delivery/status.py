@@ -15,8 +15,8 @@ from sqlalchemy import and_, case, exists, func, select
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger, delivery_ledger
 from nami_pipelines.delivery.reasons import top_reasons
-from nami_pipelines.delivery.run import bound_platform
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED
+from nami_pipelines.destinations.selection import event_filter
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.events.tables import nami_events
 from nami_pipelines.snapshots.daily import day_end
@@ -73,13 +73,7 @@ class DeliveryStatus:
 
 
 def _selected(integration: AnyIntegration, after: datetime | None, until: datetime | None):
-    conditions = [
-        nami_events.c.app_id == integration.app_id,
-        nami_events.c.event_type.in_(list(integration.selected_events)),
-    ]
-    platform = bound_platform(integration)
-    if platform is not None:
-        conditions.append(nami_events.c.platform_type == platform)
+    conditions = event_filter(integration).conditions()
     if after is not None:
         conditions.append(nami_events.c.occurred_at > after)
     if until is not None:

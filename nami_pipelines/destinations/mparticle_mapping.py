@@ -28,16 +28,18 @@ from nami_pipelines.destinations.limits import (
 )
 from nami_pipelines.destinations.outgoing import (
     SANDBOX,
-    SANDBOX_DROPPED_REASON,
     AttributeUpdateTarget,
     OutgoingEvent,
     Skipped,
-    chosen_id,
     epoch_ms,
     event_attributes,
+    total_amount,
+)
+from nami_pipelines.destinations.selection import (
+    SANDBOX_DROPPED_REASON,
+    chosen_id,
     missing_id_reason,
     sandbox_dropped,
-    total_amount,
     usable_id,
 )
 from nami_pipelines.event_types import (

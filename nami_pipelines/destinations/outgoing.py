@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from nami_pipelines.config import IdChoice
 from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION, is_user_event
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.snapshots.attributes import UserAttributes
@@ -57,71 +56,6 @@ class AttributeUpdateTarget:
     as_of: datetime | None = None
 
 
-# Ids that stand for "no id" (an SDK's default, a null printed as text, the all-zero IDFA of
-# Limit Ad Tracking). Amplitude rejects them, case-insensitively; sent to mParticle they would
-# merge every such user into one profile. Such an id counts as missing, for both APIs.
-PLACEHOLDER_IDS: Final = frozenset(
-    {
-        "anonymous",
-        "nil",
-        "none",
-        "null",
-        "n/a",
-        "na",
-        "undefined",
-        "unknown",
-        "",
-        "00000000-0000-0000-0000-000000000000",
-        "{}",
-        "lmy47d",
-        "0",
-        "-1",
-    }
-)
-
-
-def is_placeholder(value: str) -> bool:
-    """True for an id that stands for no id (surrounding spaces and case do not matter)."""
-    return value.strip().lower() in PLACEHOLDER_IDS
-
-
-def usable_id(value: str | None) -> str | None:
-    """The id, or None when there is none or it is a placeholder."""
-    return None if value is None or is_placeholder(value) else value
-
-
-def chosen_id(
-    choice: IdChoice, fallback: bool, external_id: str | None, nami_user_id: str | None
-) -> str | None:
-    """The Customer ID (mParticle) or User ID (Amplitude) the integration chose, falling back
-    to the Nami User ID only when the integration opted in; placeholders count as missing."""
-    external_id, nami_user_id = usable_id(external_id), usable_id(nami_user_id)
-    if choice == "nami_user_id" or (external_id is None and fallback):
-        return nami_user_id
-    return external_id
-
-
-def absent_id(name: str, value: str | None) -> str:
-    """Why an id is not there: none at all, or a placeholder (named, so it can be traced)."""
-    return f"no {name}" if value is None else f"{name} {value!r} is a placeholder"
-
-
-def missing_id_reason(
-    choice: IdChoice,
-    fallback: bool,
-    field: str,
-    external_id: str | None,
-    nami_user_id: str | None,
-) -> str:
-    """Why `chosen_id` found nothing, worded for the person who configures the integration."""
-    if choice == "nami_user_id":
-        return f"{absent_id('nami_user_id', nami_user_id)} for {field}"
-    external = absent_id("external_id", external_id)
-    if fallback:
-        return f"{external} and {absent_id('nami_user_id', nami_user_id)} for {field}"
-    return f"{external} for {field} and fallback_to_nami_user_id is off"
-
-
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the epoch, exactly (a float timestamp can be off by one)."""
     return (moment - _EPOCH) // _MILLISECOND
@@ -133,13 +67,6 @@ def total_amount(price: float, quantity: int) -> float:
         return price * quantity
     return float(Decimal(repr(price)) * quantity)
 
-
-def sandbox_dropped(event_environment: str, sandbox_option: str) -> bool:
-    """True when the integration drops this environment's events (`sandbox: drop`)."""
-    return sandbox_option == "drop" and event_environment == SANDBOX
-
-
-SANDBOX_DROPPED_REASON: Final = "sandbox environment and the integration is set to sandbox: drop"
 
 # The custom attributes per kind of event, sent to both APIs (docs/mparticle.md and
 # docs/amplitude.md list the same ones). Each entry: (attribute name, payload field it comes from).

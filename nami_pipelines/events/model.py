@@ -2,7 +2,11 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
+
+# The column that names a user in `nami_events`, in snapshots, in the ledger and in every frame
+# built from them.
+USER: Final = "nami_user_id"
 
 
 @dataclass(frozen=True, slots=True)

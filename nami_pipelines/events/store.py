@@ -23,7 +23,8 @@ from sqlalchemy import (
     text,
 )
 
-from nami_pipelines.events.model import NamiEvent, QuarantinedLine
+from nami_pipelines.events.filter import EventFilter
+from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.events.tables import (
     metadata,
     nami_events,
@@ -119,10 +120,6 @@ class EventStore:
         transaction: all committed when this returns, nothing written when it raises."""
         with self.engine.begin() as connection:
             return write_batch(connection, batch)
-
-    def quarantine(self, lines: Sequence[QuarantinedLine]) -> None:
-        """Keep unusable lines with their reason; a line already kept is not added again."""
-        self.write(WriteBatch(quarantined=lines))
 
     def unsent_counts(self) -> dict[str, int]:
         """How many events of each type no destination takes were received (each id once)."""
@@ -288,14 +285,10 @@ class EventStore:
         )
         return grouped, int(rows["loaded_seq"].max())
 
-    def latest_contact(
-        self, users: Sequence[str], *, app_id: str, platform_type: str | None
-    ) -> pd.DataFrame:
-        """Per user with events in this app (and platform), the environment and device of the
-        latest such event: where an attribute-only update for the user belongs."""
-        conditions = [nami_events.c.app_id == app_id]
-        if platform_type is not None:
-            conditions.append(nami_events.c.platform_type == platform_type)
+    def latest_contact(self, users: Sequence[str], where: EventFilter) -> pd.DataFrame:
+        """Per user with events `where` says, the environment and device of the latest such
+        event: where an attribute-only update for the user belongs."""
+        conditions = where.conditions()
         columns = ["nami_user_id", "environment", "device_id", "occurred_at", "loaded_seq"]
         frames = []
         with self.engine.connect() as connection:
@@ -320,23 +313,14 @@ class EventStore:
             return int(connection.execute(select(func.count()).select_from(nami_events)).scalar())
 
     def count_selected(
-        self,
-        *,
-        app_id: str,
-        occurred_after: datetime,
-        occurred_until: datetime,
-        event_types: Sequence[str],
-        platform_type: str | None,
+        self, where: EventFilter, *, occurred_after: datetime, occurred_until: datetime
     ) -> int:
         """How many events a delivery will consider: the denominator of its progress lines."""
         query = select(func.count()).where(
-            nami_events.c.app_id == app_id,
+            *where.conditions(),
             nami_events.c.occurred_at > occurred_after,
             nami_events.c.occurred_at <= occurred_until,
-            nami_events.c.event_type.in_(list(event_types)),
         )
-        if platform_type is not None:
-            query = query.where(nami_events.c.platform_type == platform_type)
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar() or 0)
 

@@ -62,8 +62,6 @@ nami_events_unsent = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
-EVENT_COLUMNS: tuple[str, ...] = tuple(column.name for column in nami_events.columns)
-
 # One row: the last `loaded_seq` handed out. Loaders update it first in their transaction, so its
 # row lock serializes them and rows become visible in `loaded_seq` order. A sensor whose cursor
 # is a `loaded_seq` can therefore never miss a row committed late with a smaller number.

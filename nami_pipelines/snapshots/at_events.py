@@ -11,6 +11,7 @@ with columnar joins rather than by replaying users one by one.
 import numpy as np
 import pandas as pd
 
+from nami_pipelines.events.model import USER
 from nami_pipelines.snapshots.attributes import (
     ACTIVE_ENTITLEMENTS,
     ACTIVE_SKUS,
@@ -23,7 +24,6 @@ from nami_pipelines.snapshots.attributes import (
     UserAttributes,
 )
 from nami_pipelines.snapshots.state import (
-    USER,
     SnapshotState,
     UsersEvents,
     device_observations,

@@ -6,10 +6,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nami_pipelines.events.model import USER
 from nami_pipelines.snapshots.attributes import FLAG_ATTRIBUTES, LIST_ATTRIBUTES
 from nami_pipelines.snapshots.state import (
     JOURNEY_FLAGS,
-    USER,
     SnapshotState,
     empty_state,
 )

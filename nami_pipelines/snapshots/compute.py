@@ -4,9 +4,9 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from nami_pipelines.events.model import USER
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.state import (
-    USER,
     SnapshotState,
     advance_state,
     empty_state,
@@ -42,7 +42,7 @@ def snapshot_from_store(store: EventStore, at: str | pd.Timestamp) -> pd.DataFra
     re-sorting every user seen so far for each chunk."""
     instant = as_instant(at)
     parts = [
-        materialize_snapshot(state_from_chunks([chunk], instant), instant)
+        compute_snapshot(chunk, instant)
         for chunk in store.read_events_grouped_by_user(occurred_until=instant.to_pydatetime())
     ]
     if not parts:

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from nami_pipelines.events.model import USER
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.codec import decode_state, encode_state, snapshot_rows
 from nami_pipelines.snapshots.days import day_end
@@ -27,7 +28,6 @@ from nami_pipelines.snapshots.repository import (
 )
 from nami_pipelines.snapshots.spool import frame_spool
 from nami_pipelines.snapshots.state import (
-    USER,
     SnapshotState,
     advance_state,
     empty_state,

@@ -17,6 +17,7 @@ import orjson
 import pandas as pd
 
 from nami_pipelines.event_types import USER_EVENT_PREFIX
+from nami_pipelines.events.model import USER
 from nami_pipelines.snapshots.attributes import (
     ACTIVE_ENTITLEMENTS,
     ACTIVE_SKUS,
@@ -29,25 +30,13 @@ from nami_pipelines.snapshots.attributes import (
     SNAPSHOT_COLUMNS,
 )
 
-USER = "nami_user_id"
 JOURNEY_FLAGS: tuple[str, ...] = (
     "former_subscriber",
     "in_grace_period",
     "in_trial_period",
     "in_intro_offer_period",
 )
-USER_STATE_COLUMNS: tuple[str, ...] = (
-    USER,
-    "external_id",
-    "external_id_at",
-    "external_id_seq",
-    "last_at",
-    "last_seq",
-    *JOURNEY_FLAGS,
-    "once_paid",
-)
 ENTITLEMENT_COLUMNS: tuple[str, ...] = (USER, "entitlement_ref_id", "sku_ref_id", "expiration")
-DEVICE_COLUMNS: tuple[str, ...] = (USER, "device_id", "platform_id", "seen_at", "seen_seq", "rank")
 
 # Within one event, a `devices[]` entry (which names its own platform) outranks the row's
 # `device_id` column when both mention the same device.

@@ -1,7 +1,7 @@
 """What each integration should have received, worked out on the side.
 
-The expected set is computed from the event table and the integration's own selection rule
-(`selects`: its app, event types and platform), with days taken from `occurred_at` in UTC; the
+The expected set is computed from the event table and the selection written out by hand
+(`PLATFORMS_SENT`: the app and platforms), with days taken from `occurred_at` in UTC; the
 only thing taken from the product is the ledger's list of events it chose to skip (no customer
 id, sandbox dropped, ...), which must then be absent from the emulator.
 """
@@ -14,11 +14,16 @@ import pandas as pd
 
 from nami_pipelines.config import AnyIntegration, MParticleIntegration
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
-from nami_pipelines.delivery.run import selects
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED
 from nami_pipelines.emulators import EmulatorClient
 from nami_pipelines.events.store import EventStore
-from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
+from nami_pipelines.samples import PRODUCTION_APP_ID
+from nami_pipelines_tests.conftest import (
+    AMPLITUDE_KEYS,
+    MPARTICLE_KEYS,
+    PLATFORMS_SENT,
+    sent_by_hand,
+)
 
 
 def all_events(store: EventStore) -> pd.DataFrame:
@@ -31,12 +36,10 @@ def all_events(store: EventStore) -> pd.DataFrame:
 def selected_ids(
     events: pd.DataFrame, integration: AnyIntegration, days: Iterable[date] | None = None
 ) -> set[str]:
-    """The events this integration must account for: its app's, of the types and platform it
-    selects, on the given UTC days (all days when None)."""
-    mine = events[events["app_id"] == integration.app_id]
-    if days is not None:
-        mine = mine[mine["day"].isin(set(days))]
-    return set(mine.loc[selects(integration, mine), "event_id"])
+    """The events this integration must account for, as `PLATFORMS_SENT` writes them out: the
+    production app's, of its platforms, on the given UTC days (all days when None)."""
+    mine = events if days is None else events[events["day"].isin(set(days))]
+    return sent_by_hand(mine, PRODUCTION_APP_ID, PLATFORMS_SENT[integration.name])
 
 
 def credential_of(integration: AnyIntegration) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from nami_pipelines.defs.delivery.partitions import delivery_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.delivery.attribute_sync import sync_expired_attributes
 from nami_pipelines.delivery.clients import client_for
-from nami_pipelines.delivery.run import bound_platform
+from nami_pipelines.destinations.selection import event_filter
 
 SENSOR_INTERVAL_VARIABLE = "NAMI_SENSOR_INTERVAL_SECONDS"
 DEFAULT_SENSOR_INTERVAL = 30
@@ -29,13 +29,7 @@ def partitions_touched(
     for integration in integrations:
         if not integration.enabled:
             continue
-        mine = arrived[
-            (arrived["app_id"] == integration.app_id)
-            & arrived["event_type"].isin(integration.selected_events)
-        ]
-        platform = bound_platform(integration)
-        if platform is not None:
-            mine = mine[mine["platform_type"] == platform]
+        mine = arrived[event_filter(integration).matches(arrived)]
         touched.update((day.isoformat(), integration.name) for day in mine["day"].unique())
     return sorted(touched)
 

@@ -1,0 +1,43 @@
+"""Which rows of `nami_events` a reader wants: one app's events, optionally only some types and
+one platform.
+
+A plain value, so a caller can say what it reads without the store knowing why (the store never
+knows a destination: `destinations/selection.py` builds this from an integration). The rule is
+written here once, as SQL for the queries that count in the database and on frames for rows
+already read, so the two cannot drift apart.
+"""
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import ColumnElement
+
+from nami_pipelines.events.tables import nami_events
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """`app_id` always; `event_types` None for every type, `platform_type` None for every
+    platform (an event whose platform is unknown then counts too)."""
+
+    app_id: str
+    event_types: tuple[str, ...] | None = None
+    platform_type: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """The rule as `WHERE` conditions on `nami_events`."""
+        conditions = [nami_events.c.app_id == self.app_id]
+        if self.event_types is not None:
+            conditions.append(nami_events.c.event_type.in_(self.event_types))
+        if self.platform_type is not None:
+            conditions.append(nami_events.c.platform_type == self.platform_type)
+        return conditions
+
+    def matches(self, rows: pd.DataFrame) -> pd.Series:
+        """The rule on rows with `app_id`, `event_type` and `platform_type` columns."""
+        chosen = rows["app_id"] == self.app_id
+        if self.event_types is not None:
+            chosen &= rows["event_type"].isin(self.event_types)
+        if self.platform_type is not None:
+            chosen &= rows["platform_type"] == self.platform_type
+        return chosen
