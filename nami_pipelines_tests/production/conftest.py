@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from nami_pipelines.defs.delivery.partitions import delivery_key
+
 from nami_pipelines_tests.production.browser import INSTALL_HINT, chromium_path
 from nami_pipelines_tests.production.deliveries import DeliverySnapshot
 from nami_pipelines_tests.production.graphql import (
