@@ -64,6 +64,7 @@ def _jobs(repository: dg.RepositoryDefinition) -> dict[str, dict[str, Any]]:
         if selected_checks is None and layer is not None:
             selected_checks = layer.asset_graph.asset_check_keys
         jobs[job.name] = {
+            "executor": job.executor_def.name,
             "assets": sorted(
                 k.to_user_string() for k in (layer.selected_asset_keys if layer else ())
             ),

@@ -237,8 +237,18 @@ def test_lag_check_flags_integrations_behind_until_they_catch_up(setup):
 def test_failed_delivery_is_recorded_on_the_asset_with_integration_and_reason(setup, monkeypatch):
     delivery_failure_sensor = setup["repository"].get_sensor_def("delivery_failure_sensor")
     monkeypatch.setenv("AMPLITUDE_PROD_API_KEY", "wrong-key-for-sensor-1")
-    result = materialize(setup, setup["days"][0], "amplitude_prod", raise_on_error=False)
+    # One run holding a day of two integrations, as a UI backfill of both assets starts it.
+    result = dg.materialize(
+        [setup["deliveries"]["ios_feed"], setup["deliveries"]["amplitude_prod"]],
+        partition_key=setup["days"][0],
+        instance=setup["instance"],
+        resources={"event_store": setup["resource"]},
+        raise_on_error=False,
+    )
     assert not result.success
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [
+        deliveries_key("ios_feed")
+    ]
     instance = setup["instance"]
     (failure_record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     failure = failure_record.dagster_event
@@ -249,6 +259,7 @@ def test_failed_delivery_is_recorded_on_the_asset_with_integration_and_reason(se
         dagster_event=failure,
     ).for_run_failure()
     delivery_failure_sensor(context)
+    # Only the integration that failed: the other one's day was delivered.
     assert not instance.fetch_observations(deliveries_key("ios_feed"), limit=5).records
     records = instance.fetch_observations(deliveries_key("amplitude_prod"), limit=5).records
     metadata = records[0].asset_observation.metadata

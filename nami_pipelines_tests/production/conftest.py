@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from nami_pipelines.emulators import FaultRule
 from nami_pipelines_tests.production.browser import INSTALL_HINT, chromium_path
 from nami_pipelines_tests.production.deliveries import DeliverySnapshot
 from nami_pipelines_tests.production.graphql import FINISHED_RUN_STATUSES, materialized_days
@@ -38,7 +39,11 @@ BACKFILL_INTEGRATIONS = ("ios_feed", "amplitude_prod")
 BACKFILL_DAYS = 3
 BACKFILL_USERS = 1_000
 BACKFILL_SEED = 2026
-BACKFILL_SECONDS = 240.0
+BACKFILL_SECONDS = 420.0
+# Every mParticle answer is this late during the backfill, so each ios_feed day takes longer than
+# the runs take to start one after another: all three days want to send at once, and only the
+# pool keeps it to two.
+SLOW_ANSWER_SECONDS = 6.0
 # Dagster marks a backfill finished on its daemon's next iteration after the last run.
 TERMINAL_BACKFILL_STATUSES = frozenset(
     {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -119,6 +124,9 @@ def backfill(
     reposted = post_bodies(stack.receiver_urls, bodies, seed=BACKFILL_SEED + 1, first_replica=1)
     partition_names = [day.isoformat() for day in days]
     assets = [deliveries_asset(name) for name in BACKFILL_INTEGRATIONS]
+    stack.emulator.inject_faults(
+        FaultRule(kind="slow", api="mparticle", delay_seconds=SLOW_ANSWER_SECONDS)
+    )
     started = time.monotonic()
     backfill_id = stack.graphql.launch_asset_backfill(assets, partition_names)
     stack.start_daemon()
@@ -139,6 +147,7 @@ def backfill(
         what=f"backfill {backfill_id} of {partition_names} to finish",
         explain=lambda: f"runs: {stack.graphql.backfill_runs(backfill_id)}\n{stack.logs()}",
     )
+    stack.emulator.inject_faults()  # answers at full speed again for the tests that follow
     materialized, metadata = set(), {}
     for name in BACKFILL_INTEGRATIONS:
         asset = deliveries_asset(name)

@@ -13,14 +13,18 @@ def _events(integration: AnyIntegration) -> str:
 
 def _destination(integration: AnyIntegration) -> str:
     if isinstance(integration, MParticleIntegration):
-        where = f"pod {integration.pod}" if integration.pod else integration.api_base
+        where = (
+            f"pod {integration.pod} ({integration.api_base})"
+            if integration.pod
+            else integration.api_base
+        )
         platform = (
             "every platform (legacy all-platforms feed)"
             if integration.platform == "all"
             else f"platform `{integration.platform}`"
         )
         return (
-            f"the mParticle input feed at {where} ({integration.api_base}), {platform}, "
+            f"the mParticle input feed at {where}, {platform}, "
             f"customer id `{integration.customer_id}`"
         )
     return (
