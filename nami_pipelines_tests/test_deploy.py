@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import sys
 import tomllib
 from importlib import import_module
@@ -20,7 +21,9 @@ import yaml
 
 from nami_pipelines.cli import build_parser
 from nami_pipelines.commands.receive import command_receive
-from nami_pipelines.defs.delivery.partitions import INTEGRATION_RUN_TAG
+from nami_pipelines.config import load_integrations
+from nami_pipelines.defs.delivery.assets import build_delivery_asset
+from nami_pipelines.defs.instance import instance_at
 from nami_pipelines.events.store import EventStore
 from nami_pipelines_tests.production.manifests import (
     INGRESS_EXAMPLE,
@@ -53,8 +56,11 @@ def test_helm_values_reference_the_code_location_and_limits():
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["type"] == "QueuedRunCoordinator"
-    (limit,) = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert limit["key"] == INTEGRATION_RUN_TAG and limit["value"]["applyLimitPerUniqueValue"]
+    # The chart renders `concurrency:` into the instance: at most 2 days per integration's pool.
+    assert values["concurrency"]["pools"] == {"defaultLimit": 2, "granularity": "op"}
+    assert "config" not in coordinator  # the chart refuses limits set in both places
+    # The one switch: the production set of schedules and sensors starts with the code location.
+    assert {"name": "NAMI_AUTOMATION", "value": "on"} in deployment["env"]
     assert values["dagsterDaemon"]["runRetries"]["enabled"]
     assert values["dagsterDaemon"]["runMonitoring"]["enabled"]
 
@@ -70,11 +76,18 @@ def test_the_referenced_module_loads_definitions():
     assert module.defs.get_repository_def().has_job("user_attribute_snapshots_job")
 
 
-def test_instances_limit_runs_per_integration_with_the_partition_tag():
+def test_instances_limit_each_integrations_pool_to_two(tmp_path):
     for path in (ROOT / "dagster.yaml", ROOT / "deploy" / "dagster.yaml"):
         instance = yaml.safe_load(path.read_text())
-        limits = instance["run_coordinator"]["config"]["tag_concurrency_limits"]
-        assert [limit["key"] for limit in limits] == [INTEGRATION_RUN_TAG], path
+        assert "run_coordinator" not in instance, path  # `concurrency:` replaces its limits
+        assert instance["concurrency"]["pools"] == {"default_limit": 2, "granularity": "op"}, path
+    # Dagster itself reads the root file that way (the deploy file needs its PostgreSQL).
+    shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    local = instance_at(tmp_path)
+    assert local.global_op_concurrency_default_limit == 2
+    assert local.get_concurrency_config().run_queue_config.max_concurrent_runs == 8
+    ios_feed = load_integrations(ROOT / "integrations.example.yaml", check_env=False)[0]
+    assert build_delivery_asset(ios_feed).op.pools == {"deliveries/ios_feed"}
     production = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     assert production["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
     assert production["run_retries"]["enabled"] and production["run_monitoring"]["enabled"]
@@ -132,7 +145,8 @@ def test_receiver_runs_from_the_charts_image_with_its_secret_and_config():
     assert [source["secretRef"]["name"] for source in container["envFrom"]] == [
         secret["name"] for secret in chart["envSecrets"]
     ]
-    assert container["env"] == chart["env"]  # NAMI_INTEGRATIONS_FILE, at the same path
+    # NAMI_INTEGRATIONS_FILE, at the same path; the automation switch is the code location's.
+    assert container["env"] == [e for e in chart["env"] if e["name"] != "NAMI_AUTOMATION"]
     assert [volume["configMap"]["name"] for volume in pod["volumes"] if "configMap" in volume] == [
         volume["configMap"]["name"] for volume in chart["volumes"]
     ]

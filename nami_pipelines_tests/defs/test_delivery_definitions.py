@@ -1,4 +1,4 @@
-"""Deliveries through Dagster: partitions per integration, backfills, the sensor, the checks."""
+"""Deliveries through Dagster: one asset per integration, backfills, the sensor, the checks."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -7,12 +7,11 @@ import dagster as dg
 import pytest
 
 from nami_pipelines.config import IntegrationConfigError, load_integrations, parse_integrations
-from nami_pipelines.defs.delivery.assets import EVERY_EVENT_HAS_AN_OUTCOME
+from nami_pipelines.defs.delivery.assets import EVERY_EVENT_HAS_AN_OUTCOME, deliveries_key
 from nami_pipelines.defs.delivery.definitions import (
     build_delivery_definitions,
     delivery_definitions,
 )
-from nami_pipelines.defs.delivery.partitions import delivery_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.destinations.outcomes import ACCEPTED
@@ -46,7 +45,10 @@ def delivery_setup(event_store, source: Path, emulator, app_id: str, start) -> d
     return {
         "store": event_store,
         "integrations": integrations,
-        "deliveries": definitions.get_assets_def(dg.AssetKey("integration_deliveries")),
+        "deliveries": {
+            integration.name: definitions.get_assets_def(deliveries_key(integration.name))
+            for integration in integrations
+        },
         "sensor": repository.get_sensor_def("new_events_sensor"),
         "repository": repository,
         "resource": resource,
@@ -58,8 +60,8 @@ def delivery_setup(event_store, source: Path, emulator, app_id: str, start) -> d
 
 def materialize(setup, day: str, integration: str, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [setup["deliveries"]],
-        partition_key=delivery_key(day, integration),
+        [setup["deliveries"][integration]],
+        partition_key=day,
         instance=setup["instance"],
         resources={"event_store": setup["resource"]},
         **kwargs,
@@ -67,14 +69,35 @@ def materialize(setup, day: str, integration: str, **kwargs) -> dg.ExecuteInProc
 
 
 def metadata_of(result: dg.ExecuteInProcessResult) -> dict:
-    materialization = result.asset_materializations_for_node("integration_deliveries")[0]
-    return {key: value.value for key, value in materialization.metadata.items()}
+    (event,) = result.get_asset_materialization_events()
+    return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
-def test_partitions_are_days_times_configured_integrations(setup):
-    partitions = setup["deliveries"].partitions_def
-    names = {key.keys_by_dimension["integration"] for key in partitions.get_partition_keys()}
-    assert names == {"ios_feed", "android_feed", "amplitude_prod"}
+def requested(requests: list[dg.RunRequest]) -> set[tuple[str, str]]:
+    """(day, integration) of each run request, each for its integration's asset alone."""
+    pairs = set()
+    for request in requests:
+        (key,) = request.asset_selection
+        assert key == deliveries_key(request.tags["nami/integration"])
+        pairs.add((request.partition_key, request.tags["nami/integration"]))
+    return pairs
+
+
+def test_each_integration_has_its_own_daily_asset_of_its_api(setup):
+    repository = setup["repository"]
+    keys = set(repository.asset_graph.materializable_asset_keys)
+    assert keys == {
+        dg.AssetKey(["deliveries", "ios_feed"]),
+        dg.AssetKey(["deliveries", "android_feed"]),
+        dg.AssetKey(["deliveries", "amplitude_prod"]),
+    }
+    ios = setup["deliveries"]["ios_feed"]
+    assert ios.specs_by_key[ios.key].kinds == {"mparticle"}
+    amplitude = setup["deliveries"]["amplitude_prod"]
+    assert amplitude.specs_by_key[amplitude.key].kinds == {"amplitude"}
+    assert setup["days"][0] in ios.partitions_def.get_partition_keys()
+    assert "platform `apple`" in ios.descriptions_by_key[ios.key]
+    assert "platform" not in amplitude.descriptions_by_key[amplitude.key]
 
 
 def test_backfill_three_days_two_integrations_then_rerun_is_idempotent(setup):
@@ -136,12 +159,8 @@ def test_sensor_requests_touched_partitions_and_keeps_its_cursor(setup, tmp_path
     first = tick(None)
     today = datetime.now(UTC).date()
     recent = {(today - timedelta(days=1)).isoformat(), today.isoformat()}
-    requested = {
-        (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
-        for r in first.run_requests
-    }
     names = {"ios_feed", "android_feed", "amplitude_prod"}
-    assert requested == {(day, name) for day in recent for name in names}
+    assert requested(first.run_requests) == {(day, name) for day in recent for name in names}
     cursor = first.cursor
     assert int(cursor) == setup["store"].max_loaded_seq()
     quiet = tick(cursor)
@@ -155,10 +174,10 @@ def test_sensor_requests_touched_partitions_and_keeps_its_cursor(setup, tmp_path
     (tmp_path / "late.ndjson").write_text(log.ndjson())
     load_ndjson_file(tmp_path / "late.ndjson", setup["store"])
     late = tick(cursor)
-    assert {
-        (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
-        for r in late.run_requests
-    } == {(setup["days"][0], "ios_feed"), (setup["days"][0], "amplitude_prod")}
+    assert requested(late.run_requests) == {
+        (setup["days"][0], "ios_feed"),
+        (setup["days"][0], "amplitude_prod"),
+    }
     assert len({r.run_key for r in late.run_requests}) == 2
     assert int(late.cursor) > int(cursor)
 
@@ -190,37 +209,46 @@ def test_reconciliation_schedule_reruns_yesterday_for_every_enabled_integration(
 
     integrations = [*setup["integrations"]]
     integrations[1] = integrations[1].model_copy(update={"enabled": False})
-    schedule = build_reconciliation_schedule("integration_deliveries_job", integrations)
+    schedule = build_reconciliation_schedule("deliveries_job", integrations)
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 2, 1, 0))
     requests = schedule(context)
-    assert sorted(
-        (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
-        for r in requests
-    ) == [("2026-03-01", "amplitude_prod"), ("2026-03-01", "ios_feed")]
+    assert requested(requests) == {("2026-03-01", "amplitude_prod"), ("2026-03-01", "ios_feed")}
 
 
 def test_lag_check_flags_integrations_behind_until_they_catch_up(setup):
     from nami_pipelines.defs.delivery.operability import build_lag_check
 
-    check = build_lag_check(setup["integrations"])
-    assert {key.asset_key for key in check.check_keys} == {dg.AssetKey("nami_events")}
-    behind = check(event_store=setup["resource"])
+    by_name = {integration.name: integration for integration in setup["integrations"]}
+    ios_feed, android_feed = by_name["ios_feed"], by_name["android_feed"]
+    ios_check, android_check = build_lag_check(ios_feed), build_lag_check(android_feed)
+    assert {key.asset_key for key in ios_check.check_keys} == {deliveries_key("ios_feed")}
+    behind = ios_check(event_store=setup["resource"])
     assert not behind.passed and behind.severity == dg.AssetCheckSeverity.WARN
-    assert "ios_feed" in behind.metadata["behind"].value
-    for name in ("ios_feed", "android_feed", "amplitude_prod"):
-        for day in setup["days"]:
-            assert materialize(setup, day, name).success
-    caught_up = check(event_store=setup["resource"])
+    assert behind.metadata["undelivered"].value > 0
+    for day in setup["days"]:
+        assert materialize(setup, day, "ios_feed").success
+    caught_up = ios_check(event_store=setup["resource"])
     assert caught_up.passed
-    assert caught_up.metadata["ios_feed_undelivered"].value == 0
+    assert caught_up.metadata["undelivered"].value == 0
+    # Its own integration only: the Android feed, never run, is still behind.
+    assert not android_check(event_store=setup["resource"]).passed
 
 
 def test_failed_delivery_is_recorded_on_the_asset_with_integration_and_reason(setup, monkeypatch):
-    from nami_pipelines.defs.delivery.operability import delivery_failure_sensor
-
+    delivery_failure_sensor = setup["repository"].get_sensor_def("delivery_failure_sensor")
     monkeypatch.setenv("AMPLITUDE_PROD_API_KEY", "wrong-key-for-sensor-1")
-    result = materialize(setup, setup["days"][0], "amplitude_prod", raise_on_error=False)
+    # One run holding a day of two integrations, as a UI backfill of both assets starts it.
+    result = dg.materialize(
+        [setup["deliveries"]["ios_feed"], setup["deliveries"]["amplitude_prod"]],
+        partition_key=setup["days"][0],
+        instance=setup["instance"],
+        resources={"event_store": setup["resource"]},
+        raise_on_error=False,
+    )
     assert not result.success
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [
+        deliveries_key("ios_feed")
+    ]
     instance = setup["instance"]
     (failure_record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     failure = failure_record.dagster_event
@@ -231,12 +259,14 @@ def test_failed_delivery_is_recorded_on_the_asset_with_integration_and_reason(se
         dagster_event=failure,
     ).for_run_failure()
     delivery_failure_sensor(context)
-    records = instance.fetch_observations(dg.AssetKey("integration_deliveries"), limit=5).records
+    # Only the integration that failed: the other one's day was delivered.
+    assert not instance.fetch_observations(deliveries_key("ios_feed"), limit=5).records
+    records = instance.fetch_observations(deliveries_key("amplitude_prod"), limit=5).records
     metadata = records[0].asset_observation.metadata
     assert metadata["failed_integration"].value == "amplitude_prod"
     assert "refused the API key" in metadata["failure"].value
     assert "wrong-key-for-sensor-1" not in metadata["failure"].value
-    assert records[0].asset_observation.partition == f"{setup['days'][0]}|amplitude_prod"
+    assert records[0].asset_observation.partition == setup["days"][0]
 
 
 def test_skip_reasons_with_counts_are_in_the_metadata_and_the_run_log(

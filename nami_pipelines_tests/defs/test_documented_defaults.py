@@ -8,6 +8,7 @@ import dagster as dg
 
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
+from nami_pipelines.defs.events.assets import events_definitions
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.defs.snapshots.assets import snapshot_definitions
 from nami_pipelines_tests.conftest import integrations_document
@@ -21,13 +22,15 @@ def documented_defaults() -> dict[str, bool]:
     return {name: state == "**on**" for name, state in rows}
 
 
-def test_the_documented_defaults_are_the_definitions_defaults():
+def test_the_documented_defaults_are_the_definitions_defaults(monkeypatch):
+    monkeypatch.delenv("NAMI_AUTOMATION", raising=False)
     integrations = parse_integrations(
         integrations_document("http://127.0.0.1:1", "app"), check_env=False
     )
     definitions = dg.Definitions.merge(
         build_delivery_definitions(integrations),
         snapshot_definitions(),
+        events_definitions(),
         dg.Definitions(resources={"event_store": EventStoreResource(database_url="sqlite://")}),
     )
     repository = definitions.get_repository_def()

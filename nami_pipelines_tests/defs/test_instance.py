@@ -12,10 +12,11 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from nami_pipelines.defs.delivery.assets import DELIVERIES_KEY
-from nami_pipelines.defs.delivery.operability import delivery_failure_sensor
-from nami_pipelines.defs.delivery.partitions import INTEGRATION_RUN_TAG
+from nami_pipelines.config import parse_integrations
+from nami_pipelines.defs.delivery.assets import INTEGRATION_TAG, deliveries_key
+from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
 from nami_pipelines.defs.instance import instance_at
+from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
@@ -67,7 +68,7 @@ def test_cli_runs_without_dagster_home_land_in_the_repositorys_instance(
     # What the UI opens: DAGSTER_HOME is the repository (copy), Dagster run from there.
     instance = instance_at(copy)
     assert (copy / "data" / "dagster").is_dir()
-    runs = {run.tags[INTEGRATION_RUN_TAG]: run for run in instance.get_runs()}
+    runs = {run.tags[INTEGRATION_TAG]: run for run in instance.get_runs()}
     assert set(runs) == {"amplitude_prod", "ios_feed"}
     assert runs["amplitude_prod"].status == dg.DagsterRunStatus.SUCCESS
     failed = runs["ios_feed"]
@@ -85,8 +86,15 @@ def test_cli_runs_without_dagster_home_land_in_the_repositorys_instance(
         dagster_run=failed,
         dagster_event=failure_event,
     ).for_run_failure()
-    delivery_failure_sensor(context)
-    observation = instance.fetch_observations(DELIVERIES_KEY, limit=1).records[0]
+    definitions = dg.Definitions.merge(
+        build_delivery_definitions(
+            parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
+        ),
+        dg.Definitions(resources={"event_store": EventStoreResource(database_url=database)}),
+    )
+    failure_sensor = definitions.get_repository_def().get_sensor_def("delivery_failure_sensor")
+    failure_sensor(context)
+    observation = instance.fetch_observations(deliveries_key("ios_feed"), limit=1).records[0]
     metadata = observation.asset_observation.metadata
     assert metadata["failed_integration"].value == "ios_feed"
     assert "ios_feed" in metadata["failure"].value

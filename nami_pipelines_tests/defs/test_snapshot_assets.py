@@ -8,7 +8,7 @@ from nami_pipelines.definitions import defs
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.defs.snapshots.assets import (
     ONE_ROW_PER_USER,
-    daily_snapshots_schedule,
+    daily_snapshot_request,
     user_attribute_snapshots,
 )
 from nami_pipelines.events.loader import load_ndjson_file
@@ -67,5 +67,5 @@ def test_materializing_days_records_counts_and_passes_the_row_check(event_store,
 
 def test_daily_schedule_asks_for_the_day_that_just_ended():
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 2, 10, 0, 15))
-    request = daily_snapshots_schedule(context)
+    request = daily_snapshot_request(context)
     assert request.partition_key == "2026-02-09"

@@ -16,17 +16,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.emulators import FaultRule
 from nami_pipelines_tests.production.browser import INSTALL_HINT, chromium_path
 from nami_pipelines_tests.production.deliveries import DeliverySnapshot
-from nami_pipelines_tests.production.graphql import (
-    FINISHED_RUN_STATUSES,
-    materialized_partitions,
-)
+from nami_pipelines_tests.production.graphql import FINISHED_RUN_STATUSES, materialized_days
 from nami_pipelines_tests.production.processes import wait_until
 from nami_pipelines_tests.production.stack import (
-    DELIVERIES_ASSET,
     ProductionStack,
+    deliveries_asset,
     production_stack,
 )
 from nami_pipelines_tests.production.webhooks import (
@@ -38,10 +35,15 @@ from nami_pipelines_tests.production.webhooks import (
 # CI sets it, so a browser missing there fails the browser test instead of skipping it.
 REQUIRE_BROWSER_VARIABLE = "NAMI_REQUIRE_BROWSER"
 BACKFILL_INTEGRATIONS = ("ios_feed", "amplitude_prod")
-BACKFILL_DAYS = 2
+# Three days per integration: one more than its pool's limit of 2, so the limit has work to hold.
+BACKFILL_DAYS = 3
 BACKFILL_USERS = 1_000
 BACKFILL_SEED = 2026
-BACKFILL_SECONDS = 240.0
+BACKFILL_SECONDS = 420.0
+# Every mParticle answer is this late during the backfill, so each ios_feed day takes longer than
+# the runs take to start one after another: all three days want to send at once, and only the
+# pool keeps it to two.
+SLOW_ANSWER_SECONDS = 6.0
 # Dagster marks a backfill finished on its daemon's next iteration after the last run.
 TERMINAL_BACKFILL_STATUSES = frozenset(
     {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -55,6 +57,7 @@ class BackfillOutcome:
     backfill_id: str
     days: list[date]
     integrations: tuple[str, ...]
+    # The days picked in the dialog, as the UI spells them.
     partition_names: list[str]
     # The first post of every body, then the same bodies posted again (Nami's retries), each
     # to the other replica.
@@ -65,8 +68,11 @@ class BackfillOutcome:
     seconds: float
     # Taken as the backfill ended (later tests change the stack's state).
     delivered: DeliverySnapshot
+    # (day, integration) pairs the UI shows materialized, and their numbers.
     materialized: set[tuple[str, str]]
-    metadata: dict[str, dict[str, int]]
+    metadata: dict[tuple[str, str], dict[str, int]]
+    # The instance's pool settings and each pool's limit (Deployment > Concurrency).
+    pools: dict[str, Any]
 
 
 @pytest.fixture(scope="package")
@@ -98,8 +104,9 @@ def backfill(
     dagster_stack: ProductionStack, tmp_path_factory: pytest.TempPathFactory
 ) -> BackfillOutcome:
     """Posts two recent days of events to the receiver's replicas as signed webhooks (then all
-    of them again, each to another replica, as Nami's retries may land), and backfills them for two integrations, the way the UI's
-    Materialize dialog does, then waits (bounded) for the runs and the backfill to end.
+    of them again, each to another replica, as Nami's retries may land), and backfills them for
+    two integrations' assets, the way the UI's Materialize dialog does (both assets selected, the
+    days picked), then waits (bounded) for the runs and the backfill to end.
     Assertions are the tests' job; this only fails when the wait runs out."""
     stack = dagster_stack
     today = datetime.now(UTC).date()
@@ -115,20 +122,20 @@ def backfill(
     webhooks = post_bodies(stack.receiver_urls, bodies, seed=BACKFILL_SEED)
     # Each retry lands on the other replica: it must find the event its sibling stored.
     reposted = post_bodies(stack.receiver_urls, bodies, seed=BACKFILL_SEED + 1, first_replica=1)
-    partition_names = [
-        str(delivery_key(day.isoformat(), name)) for day in days for name in BACKFILL_INTEGRATIONS
-    ]
+    partition_names = [day.isoformat() for day in days]
+    assets = [deliveries_asset(name) for name in BACKFILL_INTEGRATIONS]
+    stack.emulator.inject_faults(
+        FaultRule(kind="slow", api="mparticle", delay_seconds=SLOW_ANSWER_SECONDS)
+    )
     started = time.monotonic()
-    backfill_id = stack.graphql.launch_asset_backfill(DELIVERIES_ASSET, partition_names)
+    backfill_id = stack.graphql.launch_asset_backfill(assets, partition_names)
     stack.start_daemon()
 
     def finished() -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         stack.check_processes()
         runs = stack.graphql.backfill_runs(backfill_id)
         state = stack.graphql.backfill(backfill_id)
-        done = len(runs) >= len(partition_names) and all(
-            run["status"] in FINISHED_RUN_STATUSES for run in runs
-        )
+        done = bool(runs) and all(run["status"] in FINISHED_RUN_STATUSES for run in runs)
         if done and state["status"] in TERMINAL_BACKFILL_STATUSES:
             return state, runs
         return None
@@ -140,7 +147,14 @@ def backfill(
         what=f"backfill {backfill_id} of {partition_names} to finish",
         explain=lambda: f"runs: {stack.graphql.backfill_runs(backfill_id)}\n{stack.logs()}",
     )
-    statuses = stack.graphql.asset_partitions(DELIVERIES_ASSET)["assetPartitionStatuses"]
+    stack.emulator.inject_faults()  # answers at full speed again for the tests that follow
+    materialized, metadata = set(), {}
+    for name in BACKFILL_INTEGRATIONS:
+        asset = deliveries_asset(name)
+        statuses = stack.graphql.asset_partitions(asset)["assetPartitionStatuses"]
+        materialized.update((day, name) for day in materialized_days(statuses))
+        numbers = stack.graphql.materialization_metadata(asset, partition_names)
+        metadata.update({(day, name): values for day, values in numbers.items()})
     return BackfillOutcome(
         backfill_id=backfill_id,
         days=days,
@@ -154,6 +168,7 @@ def backfill(
         delivered=DeliverySnapshot.capture(
             stack.store, stack.emulator, stack.integrations.values()
         ),
-        materialized=materialized_partitions(statuses),
-        metadata=stack.graphql.materialization_metadata(DELIVERIES_ASSET, partition_names),
+        materialized=materialized,
+        metadata=metadata,
+        pools=stack.graphql.pools(),
     )

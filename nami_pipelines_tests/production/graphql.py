@@ -104,6 +104,8 @@ query Runs($filter: RunsFilter) {
         status
         jobName
         tags { key value }
+        assetSelection { path }
+        stepStats { stepKey status startTime endTime }
       }
     }
     ... on PythonError { message }
@@ -164,21 +166,21 @@ query AssetPartitions($assetKey: AssetKeyInput!) {
   assetNodeOrError(assetKey: $assetKey) {
     __typename
     ... on AssetNode {
-      partitionKeysByDimension { name partitionKeys }
       assetPartitionStatuses {
         __typename
-        ... on MultiPartitionStatuses {
-          primaryDimensionName
-          ranges {
-            primaryDimStartKey
-            primaryDimEndKey
-            secondaryDim {
-              ... on DefaultPartitionStatuses { materializedPartitions failedPartitions }
-            }
-          }
-        }
+        ... on TimePartitionStatuses { ranges { startKey endKey status } }
       }
     }
+  }
+}
+"""
+
+# What the UI's Deployment > Concurrency page reads: the pools' settings and each pool's limit.
+POOLS_QUERY = """
+query Pools {
+  instance {
+    poolConfig { poolGranularity defaultPoolLimit }
+    concurrencyLimits { concurrencyKey slotCount }
   }
 }
 """
@@ -194,6 +196,24 @@ query Materializations($assetKey: AssetKeyInput!, $partitions: [String!]) {
       assetMaterializations(partitions: $partitions) {
         partition
         runId
+        timestamp
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intRepr }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+OBSERVATIONS_QUERY = """
+query Observations($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode {
+      assetObservations(limit: 1) {
         timestamp
         metadataEntries {
           label
@@ -259,11 +279,11 @@ class DagsterGraphQL:
 
     # Backfills and runs.
 
-    def launch_asset_backfill(self, asset_key: list[str], partition_names: list[str]) -> str:
-        """What the UI's "Materialize" dialog sends for chosen partitions of one asset."""
+    def launch_asset_backfill(self, asset_keys: list[list[str]], partition_names: list[str]) -> str:
+        """What the UI's "Materialize" dialog sends for chosen days of the selected assets."""
         params = {
             "tags": UI_EXECUTION_TAGS,
-            "assetSelection": [{"path": asset_key}],
+            "assetSelection": [{"path": key} for key in asset_keys],
             "partitionNames": partition_names,
             "fromFailure": False,
         }
@@ -321,6 +341,32 @@ class DagsterGraphQL:
             raise GraphQLError(f"assetNodeOrError: {node}")
         return node
 
+    def latest_observation(self, asset_key: list[str]) -> dict[str, int] | None:
+        """The integer metadata of the asset's latest observation (None before the first)."""
+        found = self.execute(OBSERVATIONS_QUERY, {"assetKey": {"path": asset_key}})
+        node = found["assetNodeOrError"]
+        if node["__typename"] != "AssetNode":
+            raise GraphQLError(f"assetNodeOrError: {node}")
+        if not node["assetObservations"]:
+            return None
+        (latest,) = node["assetObservations"]
+        return {
+            entry["label"]: int(entry["intRepr"])
+            for entry in latest["metadataEntries"]
+            if "intRepr" in entry
+        }
+
+    def pools(self) -> dict[str, Any]:
+        """`poolConfig` (granularity, default limit) and `limits`: each pool's slot count."""
+        instance = self.execute(POOLS_QUERY)["instance"]
+        return {
+            "config": instance["poolConfig"],
+            "limits": {
+                limit["concurrencyKey"]: limit["slotCount"]
+                for limit in instance["concurrencyLimits"]
+            },
+        }
+
     def dismiss_community_dialog(self) -> None:
         """Marks the instance's first-visit dialog as seen, as its Skip button does; it would
         otherwise cover the page in every fresh browser profile on 127.0.0.1."""
@@ -345,15 +391,13 @@ class DagsterGraphQL:
         }
 
 
-def materialized_partitions(statuses: dict[str, Any]) -> set[tuple[str, str]]:
-    """(day, integration) pairs a multi-partition asset's `assetPartitionStatuses` reports as
-    materialized: ranges of the primary (time) dimension, each with its secondary keys."""
-    pairs: set[tuple[str, str]] = set()
+def materialized_days(statuses: dict[str, Any]) -> set[str]:
+    """The days a daily asset's `assetPartitionStatuses` reports as materialized."""
+    days: set[str] = set()
     for status_range in statuses["ranges"]:
-        first = date.fromisoformat(status_range["primaryDimStartKey"])
-        last = date.fromisoformat(status_range["primaryDimEndKey"])
-        for offset in range((last - first).days + 1):
-            day = (first + timedelta(days=offset)).isoformat()
-            for key in status_range["secondaryDim"]["materializedPartitions"]:
-                pairs.add((day, key))
-    return pairs
+        if status_range["status"] != "MATERIALIZED":
+            continue
+        first = date.fromisoformat(status_range["startKey"])
+        last = date.fromisoformat(status_range["endKey"])
+        days.update((first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1))
+    return days

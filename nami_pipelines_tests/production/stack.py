@@ -43,7 +43,6 @@ ARTIFACTS = ROOT / "test-artifacts" / "production"
 BIN = Path(sys.executable).parent
 
 LOCATION_NAME = "nami_pipelines"
-DELIVERIES_ASSET = ["integration_deliveries"]
 SENSOR_NAME = "new_events_sensor"
 # The daemons a backfill and the sensor need; each must heartbeat before the test relies on it.
 NEEDED_DAEMONS = ("BACKFILL", "QUEUED_RUN_COORDINATOR", "SENSOR")
@@ -63,6 +62,11 @@ SHARED_WEBHOOK_SECRET = "whsec-stack-prod-3f81c0"
 STAGING_SECRET_VARIABLE = "NAMI_STAGING_WEBHOOK_SECRET"
 STAGING_WEBHOOK_SECRET = "whsec-stack-staging-7a2e94"
 WEBHOOK_SECRETS = {PRODUCTION_APP_ID: SHARED_WEBHOOK_SECRET, STAGING_APP_ID: STAGING_WEBHOOK_SECRET}
+
+
+def deliveries_asset(integration: str) -> list[str]:
+    """The asset key path of one integration's deliveries, as GraphQL takes it."""
+    return ["deliveries", integration]
 
 
 def credential_variables() -> dict[str, str]:

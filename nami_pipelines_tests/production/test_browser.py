@@ -1,7 +1,7 @@
 """A real browser on the UI the test serves: headless Chromium opens the partitions page of
-`integration_deliveries` after the backfill, the rendered page must name the asset, its
-integrations and the backfilled partition, and the screenshot is kept as a test artifact
-(`test-artifacts/production/integration_deliveries_partitions.png`)."""
+`deliveries/ios_feed` after the backfill, the rendered page must name the asset and the
+backfilled day with the numbers delivery recorded, and the screenshot is kept as a test artifact
+(`test-artifacts/production/deliveries_ios_feed_partitions.png`)."""
 
 import re
 from urllib.parse import quote
@@ -15,10 +15,11 @@ from nami_pipelines_tests.production.browser import (
     screenshot,
 )
 from nami_pipelines_tests.production.conftest import BackfillOutcome
-from nami_pipelines_tests.production.stack import ARTIFACTS, DELIVERIES_ASSET, ProductionStack
+from nami_pipelines_tests.production.stack import ARTIFACTS, ProductionStack, deliveries_asset
 
-SCREENSHOT = ARTIFACTS / "integration_deliveries_partitions.png"
-RENDERED_DOM = ARTIFACTS / "integration_deliveries_partitions.html"
+ASSET = deliveries_asset("ios_feed")
+SCREENSHOT = ARTIFACTS / "deliveries_ios_feed_partitions.png"
+RENDERED_DOM = ARTIFACTS / "deliveries_ios_feed_partitions.html"
 # The UI draws text, icons, status colours and anti-aliasing: hundreds of colours. A blank page,
 # an error page or a bare spinner has a handful.
 MINIMUM_COLOURS = 50
@@ -33,22 +34,17 @@ def test_partitions_page_shows_the_delivered_partitions(
     stack = dagster_stack
     stack.graphql.dismiss_community_dialog()
     day = backfill.days[-1].isoformat()
-    partition = f"{day}|ios_feed"
-    url = (
-        f"{stack.url}/assets/{'/'.join(DELIVERIES_ASSET)}"
-        f"?view=partitions&partition={quote(partition, safe='')}"
-    )
+    partition = day
+    url = f"{stack.url}/assets/{'/'.join(ASSET)}?view=partitions&partition={quote(day, safe='')}"
 
     dom = rendered_dom(url)
     RENDERED_DOM.parent.mkdir(parents=True, exist_ok=True)
     RENDERED_DOM.write_text(dom)  # kept beside the screenshot, for when an assertion fails
-    assert "integration_deliveries" in dom, dom[-3000:]
-    for name in stack.integrations:  # the integration dimension, from the integrations file
-        assert name in dom, f"{name} not on the page"
+    assert "deliveries" in dom and "ios_feed" in dom, dom[-3000:]
     assert day in dom
     # The focused partition's materialization, with the numbers delivery recorded.
     assert "Materialized" in dom
-    latest = stack.graphql.materialization_metadata(DELIVERIES_ASSET, [partition])[partition]
+    latest = stack.graphql.materialization_metadata(ASSET, [partition])[partition]
     for label in ("selected", "accepted", "skipped", "already_sent"):
         shown = metadata_cell(dom, label)
         assert shown == str(latest[label]), (label, shown, latest)

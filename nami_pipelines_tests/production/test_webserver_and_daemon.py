@@ -3,13 +3,16 @@ driven through the webserver's GraphQL API with the calls the UI makes.
 
 Every event reaches the stack as Nami sends it: a signed native body POSTed to one of the
 receiver's replicas (`nami-pipelines receive`, as deploy/receiver.yaml runs it), which must answer
-each one 200 `stored`, and a re-post of each one to the other replica 200 `duplicate`. A backfill of 2 days x 2 integrations must deliver exactly the selected events
-of those days to those integrations (nothing of other days, apps, platforms or integrations);
+each one 200 `stored`, and a re-post of each one to the other replica 200 `duplicate`. A backfill
+of 3 days of 2 integrations' assets must deliver exactly the selected events of those days to
+those integrations (nothing of other days, apps, platforms or integrations), with never more than
+2 days of one integration sent at once (its pool);
 then, with the sensor switched on, a late batch posted afterwards must reach every integration,
 while the already delivered events of the partitions it re-runs are not sent twice.
 """
 
 import time
+from collections.abc import Iterable
 from datetime import date
 
 import pytest
@@ -21,6 +24,7 @@ from nami_pipelines_tests.production.stack import (
     LOCATION_NAME,
     SENSOR_NAME,
     ProductionStack,
+    deliveries_asset,
 )
 from nami_pipelines_tests.production.webhooks import post_bodies, write_signed_bodies
 
@@ -33,24 +37,70 @@ SENSOR_DELIVERY_SECONDS = 120.0
 FIRST_TICK_SECONDS = 60.0
 RUNS_SETTLE_SECONDS = 90.0
 UNFINISHED_RUN_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
+OBSERVATION_SECONDS = 120.0
+EVENTS_SENSOR = "nami_events_observation_sensor"
+POOL_LIMIT = 2
+
+
+def delivery_step(integration: str) -> str:
+    """The step (op) Dagster runs for one integration's asset."""
+    return "__".join(deliveries_asset(integration))
+
+
+def most_at_once(intervals: Iterable[tuple[float, float]]) -> int:
+    """The largest number of (start, end) intervals that overlap at one instant."""
+    edges = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+        key=lambda edge: (edge[0], edge[1]),  # an end before a start at the same instant
+    )
+    running = peak = 0
+    for _, change in edges:
+        running += change
+        peak = max(peak, running)
+    return peak
 
 
 def test_backfill_launched_like_the_ui_delivers_exactly_the_selected_events(
     dagster_stack: ProductionStack, backfill: BackfillOutcome
 ) -> None:
     stack = dagster_stack
-    # Multi-partition keys as the UI spells them: dimensions in name order, day first.
-    assert backfill.partition_names[0] == f"{backfill.days[0].isoformat()}|ios_feed"
+    assert backfill.partition_names == [day.isoformat() for day in backfill.days]
     assert backfill.status == "COMPLETED_SUCCESS", (backfill.status, stack.logs())
-    by_partition = {run["tags"]["dagster/partition"]: run for run in backfill.runs}
-    assert sorted(by_partition) == sorted(backfill.partition_names), backfill.runs
-    assert len(backfill.runs) == len(backfill.partition_names), "one run per partition"
-    failed = {key: run["status"] for key, run in by_partition.items() if run["status"] != "SUCCESS"}
+    failed = {run["runId"]: run["status"] for run in backfill.runs if run["status"] != "SUCCESS"}
     assert not failed, f"runs did not succeed: {failed}\n{stack.logs()}"
-    for key, run in by_partition.items():
-        # The run queue's per-integration limit keys on this tag (deploy/dagster.yaml).
-        assert run["tags"]["dagster/partition/integration"] == key.split("|")[1]
+    # Each (day, integration) delivered by exactly one successful step, in a run of that day
+    # (the runs also hold the assets' deliveries_not_behind checks, as the UI's launch does).
+    delivery_steps = {delivery_step(name) for name in backfill.integrations}
+    steps = [
+        (run["tags"]["dagster/partition"], step)
+        for run in backfill.runs
+        for step in run["stepStats"]
+        if step["stepKey"] in delivery_steps
+    ]
+    assert {step["status"] for _, step in steps} == {"SUCCESS"}, backfill.runs
+    assert sorted((day, step["stepKey"]) for day, step in steps) == sorted(
+        (day, delivery_step(name))
+        for day in backfill.partition_names
+        for name in backfill.integrations
+    ), backfill.runs
+    for run in backfill.runs:
         assert run["tags"]["dagster/from_ui"] == "true"
+    # Each integration's pool (deploy/dagster.yaml: `pools: default_limit: 2`): at most 2 of
+    # its days were being sent at any instant, over 3 days backfilled at once.
+    assert backfill.pools["config"]["poolGranularity"] == "op", backfill.pools
+    assert backfill.pools["config"]["defaultPoolLimit"] == POOL_LIMIT, backfill.pools
+    peaks = {}
+    for name in backfill.integrations:
+        pool = "/".join(deliveries_asset(name))
+        assert backfill.pools["limits"][pool] == POOL_LIMIT, backfill.pools
+        intervals = [
+            (step["startTime"], step["endTime"])
+            for _, step in steps
+            if step["stepKey"] == delivery_step(name)
+        ]
+        assert len(intervals) == len(backfill.days) > POOL_LIMIT
+        peaks[name] = most_at_once(intervals)
+        assert peaks[name] <= POOL_LIMIT, (name, intervals)
     # Every webhook committed once: each body stored, each re-post (to the other replica) a
     # duplicate adding nothing.
     assert len(stack.receiver_urls) >= 2, "replicas, as deploy/receiver.yaml runs them"
@@ -75,22 +125,23 @@ def test_backfill_launched_like_the_ui_delivers_exactly_the_selected_events(
         assert sorted(received) == sorted(expected - ledger.skipped), name
         assert delivered.duplicates[name] == 0, f"{name} sent an event twice"
 
-    # What the UI shows: the four partitions materialized, with the numbers it plots.
+    # What the UI shows: each asset's backfilled days materialized, with the numbers it plots.
     assert backfill.materialized == {
         (day.isoformat(), name) for day in backfill.days for name in backfill.integrations
     }
-    for key in backfill.partition_names:
-        day, name = key.split("|")
+    for (day, name), numbers in sorted(backfill.metadata.items()):
         ledger = delivered.ledgers[name]
         expected = selected_ids(events, stack.integrations[name], [date.fromisoformat(day)])
-        numbers = backfill.metadata[key]
+        key = (day, name)
         assert numbers["selected"] == len(expected), (key, numbers)
         assert numbers["accepted"] == len(expected & ledger.accepted), (key, numbers)
         assert numbers["skipped"] == len(expected & ledger.skipped), (key, numbers)
         assert numbers["already_sent"] == 0, (key, numbers)
+    assert set(backfill.metadata) == backfill.materialized
     print(
         f"\nbackfill {backfill.backfill_id}: {len(backfill.runs)} runs, "
-        f"{backfill.webhooks.posted} webhooks stored, finished in {backfill.seconds:.0f}s"
+        f"{backfill.webhooks.posted} webhooks stored, finished in {backfill.seconds:.0f}s; "
+        f"most days sent at once per integration: {peaks}"
     )
 
 
@@ -171,10 +222,14 @@ def test_sensor_sends_webhooks_received_while_it_is_on(
     runs = stack.graphql.runs()
     assert all(run["status"] == "SUCCESS" for run in runs), _run_summary(stack)
     sensor_runs = [run for run in runs if run["tags"].get("dagster/sensor_name") == SENSOR_NAME]
-    # One run per (day, integration) that received new events, and no other.
-    assert sorted(run["tags"]["dagster/partition"] for run in sensor_runs) == sorted(
-        f"{yesterday.isoformat()}|{name}" for name in stack.integrations
-    ), _run_summary(stack)
+    # One run per integration that received new events, for that day and that asset alone.
+    assert sorted(
+        (run["tags"]["dagster/partition"], run["tags"]["nami/integration"]) for run in sensor_runs
+    ) == sorted((yesterday.isoformat(), name) for name in stack.integrations), _run_summary(stack)
+    for run in sensor_runs:
+        assert run["assetSelection"] == [
+            {"path": deliveries_asset(run["tags"]["nami/integration"])}
+        ], run
 
     final = DeliverySnapshot.capture(stack.store, stack.emulator, stack.integrations.values())
     events = final.events
@@ -191,6 +246,31 @@ def test_sensor_sends_webhooks_received_while_it_is_on(
         f"\nsensor: {len(sensor_runs)} runs; {webhooks.posted} new webhooks reached "
         f"{len(stack.integrations)} integrations {latency:.0f}s after their 2xx"
     )
+
+
+def test_nami_events_is_observed_with_nobody_clicking(
+    dagster_stack: ProductionStack, backfill: BackfillOutcome
+) -> None:
+    """The observation sensor is on by default: the asset page shows what the table holds."""
+    stack = dagster_stack
+    assert stack.graphql.sensor(stack.sensor_selector(EVENTS_SENSOR))["status"] == "RUNNING"
+
+    def observed_now() -> dict[str, int] | None:
+        stack.check_processes()
+        latest = stack.graphql.latest_observation(["nami_events"])
+        if latest is None or latest["max_loaded_seq"] != stack.store.max_loaded_seq():
+            return None
+        return latest
+
+    latest = wait_until(
+        observed_now,
+        timeout=OBSERVATION_SECONDS,
+        interval=2.0,
+        what="an observation of nami_events at the current loaded_seq",
+        explain=lambda: f"{stack.graphql.sensor(stack.sensor_selector(EVENTS_SENSOR))}",
+    )
+    assert latest["rows"] == stack.store.count_events() >= backfill.webhooks.posted
+    assert latest["quarantined"] == stack.store.count_quarantined()
 
 
 def _first_tick(stack: ProductionStack, selector: dict[str, str]) -> dict | None:

@@ -1,6 +1,6 @@
 """A row stored through the receiver is picked up by `new_events_sensor` exactly as a loaded row:
 both get the next `loaded_seq`, so the sensor's read (`loaded_since`) sees them in arrival order
-and requests the (day, integration) partitions they touch. A retry stores nothing, so it
+and requests the days of the integrations' assets they touch. A retry stores nothing, so it
 requests nothing."""
 
 import dagster as dg
@@ -19,10 +19,13 @@ LOADED_DAY = "2026-11-25"
 
 
 def requested(result: dg.SensorResult) -> set[tuple[str, str]]:
-    return {
-        (r.partition_key.keys_by_dimension["day"], r.partition_key.keys_by_dimension["integration"])
-        for r in result.run_requests
-    }
+    """(day, integration): each request is one day of one integration's `deliveries/<name>`."""
+    pairs = set()
+    for request in result.run_requests:
+        (key,) = request.asset_selection
+        assert key.path[0] == "deliveries"
+        pairs.add((request.partition_key, key.path[1]))
+    return pairs
 
 
 def test_the_sensor_picks_up_a_webhook_row_as_it_picks_up_a_loaded_row(

@@ -13,9 +13,8 @@ import dagster as dg
 import yaml
 
 from nami_pipelines.config import parse_integrations
-from nami_pipelines.defs.delivery.assets import RESEND_TAG
+from nami_pipelines.defs.delivery.assets import RESEND_TAG, deliveries_key
 from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
-from nami_pipelines.defs.delivery.partitions import delivery_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.emulators import FaultRule
 from nami_pipelines.events.loader import load_ndjson_file
@@ -40,10 +39,11 @@ def test_no_secret_anywhere_after_runs_with_failures(
     load_ndjson_file(tmp_path / "e.ndjson", event_store)
     integrations = parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
     resource = EventStoreResource(database_url=event_store.url)
-    deliveries = dg.Definitions.merge(
+    definitions = dg.Definitions.merge(
         build_delivery_definitions(integrations),
         dg.Definitions(resources={"event_store": resource}),
-    ).get_assets_def(dg.AssetKey("integration_deliveries"))
+    )
+    deliveries = {i.name: definitions.get_assets_def(deliveries_key(i.name)) for i in integrations}
     home = tmp_path / "dagster_home"
     home.mkdir()
     fresh_emulator.inject_faults(
@@ -56,18 +56,18 @@ def test_no_secret_anywhere_after_runs_with_failures(
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         for integration in integrations:
             result = dg.materialize(
-                [deliveries],
-                partition_key=delivery_key(day.isoformat(), integration.name),
+                [deliveries[integration.name]],
+                partition_key=day.isoformat(),
                 instance=instance,
                 resources={"event_store": resource},
             )
             assert result.success
-            for materialization in result.asset_materializations_for_node("integration_deliveries"):
-                metadata_text.append(repr(materialization.metadata))
+            for event in result.get_asset_materialization_events():
+                metadata_text.append(repr(event.materialization.metadata))
         monkeypatch.setenv("AMPLITUDE_PROD_API_KEY", REFUSED_KEY)
         failed = dg.materialize(
-            [deliveries],
-            partition_key=delivery_key(day.isoformat(), "amplitude_prod"),
+            [deliveries["amplitude_prod"]],
+            partition_key=day.isoformat(),
             instance=instance,
             resources={"event_store": resource},
             raise_on_error=False,

@@ -1,13 +1,14 @@
-"""`integration_deliveries`: materializing (day, integration) sends that day's selected events and
-attribute updates to that integration, and records what the UI plots over partitions."""
+"""`deliveries/<integration>`: one daily-partitioned asset per configured integration.
+Materializing a day sends that day's selected events and attribute updates to that integration,
+and records what the UI plots over its partitions."""
 
-from collections.abc import Sequence
 from datetime import date
 
 import dagster as dg
 
 from nami_pipelines.config import AnyIntegration
-from nami_pipelines.defs.delivery.partitions import DAY, INTEGRATION, delivery_partitions
+from nami_pipelines.defs.delivery.descriptions import delivery_description
+from nami_pipelines.defs.partitions import daily_partitions
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.defs.snapshots.assets import SNAPSHOTS_KEY
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
@@ -16,9 +17,24 @@ from nami_pipelines.delivery.run import DeliveryReport, count_selected
 from nami_pipelines.delivery.shards import deliver_day_with_workers
 from nami_pipelines.destinations.outcomes import IntegrationStopped
 
-DELIVERIES_KEY = dg.AssetKey("integration_deliveries")
+DELIVERIES_PREFIX = "deliveries"
 EVERY_EVENT_HAS_AN_OUTCOME = "every_selected_event_has_an_outcome"
 RESEND_TAG = "nami/resend"
+# Runs the sensor, the schedules and the command line start for one integration carry its name,
+# so the UI's run list filters by integration.
+INTEGRATION_TAG = "nami/integration"
+EVENTS_KEY = dg.AssetKey("nami_events")
+
+
+def deliveries_key(integration: str) -> dg.AssetKey:
+    """The delivery asset of one integration: `deliveries/<name>`."""
+    return dg.AssetKey([DELIVERIES_PREFIX, integration])
+
+
+def delivery_pool(integration: str) -> str:
+    """The concurrency pool of one integration's deliveries: dagster.yaml's `pools:
+    default_limit` caps how many of its days are sent at once, whatever runs them."""
+    return f"{DELIVERIES_PREFIX}/{integration}"
 
 
 class DeliveryRunConfig(dg.Config):
@@ -73,42 +89,77 @@ def _progress_logger(context: dg.AssetExecutionContext, total: int):
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
+def _disabled_result(context: dg.AssetExecutionContext, name: str) -> dg.MaterializeResult:
+    context.log.warning(f"integration '{name}' is disabled: nothing sent")
+    return dg.MaterializeResult(
+        metadata={"disabled": dg.MetadataValue.bool(True)},
+        check_results=[dg.AssetCheckResult(check_name=EVERY_EVENT_HAS_AN_OUTCOME, passed=True)],
+    )
+
+
+def _outcome_check(counts: dict[str, int], report: DeliveryReport) -> dg.AssetCheckResult:
+    settled = report.selected - report.unresolved
+    return dg.AssetCheckResult(
+        check_name=EVERY_EVENT_HAS_AN_OUTCOME,
+        passed=counts[PENDING] == 0 and settled == report.selected,
+        metadata={
+            "pending": dg.MetadataValue.int(counts[PENDING]),
+            **{
+                status: dg.MetadataValue.int(count)
+                for status, count in counts.items()
+                if status != PENDING
+            },
+            # Why the pending ones are pending (a retry budget spent, a reason another part of
+            # delivery records), so the failed check explains itself.
+            **(
+                {
+                    "pending_reasons": dg.MetadataValue.json(
+                        dict(top_reasons(report.reasons[PENDING], limit=1_000))
+                    )
+                }
+                if report.reasons.get(PENDING)
+                else {}
+            ),
+        },
+    )
+
+
 def build_delivery_asset(
-    integrations: Sequence[AnyIntegration],
+    integration: AnyIntegration,
     retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
 ) -> dg.AssetsDefinition:
-    by_name = {integration.name: integration for integration in integrations}
+    """The delivery asset of one integration, from its configuration."""
+    key = deliveries_key(integration.name)
 
     @dg.asset(
-        key=DELIVERIES_KEY,
+        key=key,
         group_name="delivery",
-        partitions_def=delivery_partitions(integrations),
-        deps=[dg.AssetKey("nami_events"), SNAPSHOTS_KEY],
-        kinds={"mparticle", "amplitude"},
-        check_specs=[dg.AssetCheckSpec(EVERY_EVENT_HAS_AN_OUTCOME, asset=DELIVERIES_KEY)],
+        partitions_def=daily_partitions,
+        deps=[EVENTS_KEY, SNAPSHOTS_KEY],
+        kinds={integration.type},
+        pool=delivery_pool(integration.name),
+        check_specs=[
+            dg.AssetCheckSpec(
+                EVERY_EVENT_HAS_AN_OUTCOME,
+                asset=key,
+                description=(
+                    f"Fails when a selected event of the day is left without an outcome for "
+                    f"{integration.name} (still pending in the ledger); the metadata gives the "
+                    "ledger's counts per status and why events are pending."
+                ),
+            )
+        ],
         retry_policy=retry_policy,
-        description=(
-            "The day's selected events and attribute updates, sent to one integration "
-            "(docs/mparticle.md, docs/amplitude.md, docs/guarantees.md). Re-materializing is "
-            "safe: the ledger skips what was accepted."
-        ),
+        description=delivery_description(integration),
     )
-    def integration_deliveries(
+    def deliveries(
         context: dg.AssetExecutionContext,
         config: DeliveryRunConfig,
         event_store: EventStoreResource,
     ) -> dg.MaterializeResult:
-        keys = context.partition_key.keys_by_dimension
-        day = date.fromisoformat(keys[DAY])
-        integration = by_name[keys[INTEGRATION]]
+        day = date.fromisoformat(context.partition_key)
         if not integration.enabled:
-            context.log.warning(f"integration '{integration.name}' is disabled: nothing sent")
-            return dg.MaterializeResult(
-                metadata={"disabled": dg.MetadataValue.bool(True)},
-                check_results=[
-                    dg.AssetCheckResult(check_name=EVERY_EVENT_HAS_AN_OUTCOME, passed=True)
-                ],
-            )
+            return _disabled_result(context, integration.name)
         store = event_store.store()
         ledger = DeliveryLedger(store.engine)
         resend = config.resend or context.run.tags.get(RESEND_TAG) == "true"
@@ -125,8 +176,6 @@ def build_delivery_asset(
             )
         except IntegrationStopped as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        counts = ledger.status_counts(integration.name, day)
-        settled = report.selected - report.unresolved
         context.log.info(
             f"{integration.name} {day}: {report.accepted} accepted, {report.rejected} rejected, "
             f"{report.skipped} skipped, {report.already_done} already sent, "
@@ -138,20 +187,7 @@ def build_delivery_asset(
             )
         return dg.MaterializeResult(
             metadata=report_metadata(report),
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=EVERY_EVENT_HAS_AN_OUTCOME,
-                    passed=counts[PENDING] == 0 and settled == report.selected,
-                    metadata={
-                        "pending": dg.MetadataValue.int(counts[PENDING]),
-                        **{
-                            status: dg.MetadataValue.int(count)
-                            for status, count in counts.items()
-                            if status != PENDING
-                        },
-                    },
-                )
-            ],
+            check_results=[_outcome_check(ledger.status_counts(integration.name, day), report)],
         )
 
-    return integration_deliveries
+    return deliveries

@@ -10,7 +10,8 @@ import dagster as dg
 import pandas as pd
 
 from nami_pipelines.config import AnyIntegration
-from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.defs.automation_switch import schedule_default, sensor_default
+from nami_pipelines.defs.delivery.assets import INTEGRATION_TAG, deliveries_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.delivery.attribute_sync import sync_expired_attributes
 from nami_pipelines.delivery.clients import client_for
@@ -19,6 +20,16 @@ from nami_pipelines.destinations.selection import event_filter
 SENSOR_INTERVAL_VARIABLE = "NAMI_SENSOR_INTERVAL_SECONDS"
 DEFAULT_SENSOR_INTERVAL = 30
 SENSOR_ROWS_PER_TICK = 200_000
+
+
+def delivery_request(day: str, integration: str, run_key: str) -> dg.RunRequest:
+    """One day of one integration's asset, tagged with the integration for the run list."""
+    return dg.RunRequest(
+        run_key=run_key,
+        partition_key=day,
+        asset_selection=[deliveries_key(integration)],
+        tags={INTEGRATION_TAG: integration},
+    )
 
 
 def partitions_touched(
@@ -43,8 +54,9 @@ def build_new_events_sensor(
         name="new_events_sensor",
         job_name=job_name,
         minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-        description="Requests a delivery run per (day, integration) that received new events; "
+        default_status=sensor_default(),
+        description="Requests a run of deliveries/<integration> for each day that received "
+        "events the integration selects; "
         "late events land in their own day. Cursor: the last loaded_seq seen (the first tick "
         "starts at the current one and requests today and yesterday).",
     )
@@ -60,9 +72,8 @@ def build_new_events_sensor(
             for day in (today - timedelta(days=1), today):
                 for integration in integrations:
                     if integration.enabled:
-                        yield dg.RunRequest(
-                            run_key=f"{integration.name}:{day}:{reached}",
-                            partition_key=delivery_key(day.isoformat(), integration.name),
+                        yield delivery_request(
+                            day.isoformat(), integration.name, f"{integration.name}:{day}:{reached}"
                         )
             context.update_cursor(str(reached))
             return
@@ -72,10 +83,7 @@ def build_new_events_sensor(
             yield dg.SkipReason(f"no events loaded after loaded_seq {cursor}")
             return
         for day, name in partitions_touched(arrived, integrations):
-            yield dg.RunRequest(
-                run_key=f"{name}:{day}:{reached}",
-                partition_key=delivery_key(day, name),
-            )
+            yield delivery_request(day, name, f"{name}:{day}:{reached}")
         context.update_cursor(str(reached))
 
     return new_events_sensor
@@ -89,17 +97,16 @@ def build_reconciliation_schedule(
         cron_schedule="0 1 * * *",
         job_name=job_name,
         execution_timezone="UTC",
-        description="Re-runs yesterday for every integration; the ledger skips what was sent.",
+        default_status=schedule_default(),
+        description="Re-runs yesterday of every enabled integration's asset, one run each; the "
+        "ledger skips what was sent.",
     )
     def daily_reconciliation_schedule(
         context: dg.ScheduleEvaluationContext,
     ) -> list[dg.RunRequest]:
         day = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
         return [
-            dg.RunRequest(
-                run_key=f"reconcile:{integration.name}:{day}",
-                partition_key=delivery_key(day, integration.name),
-            )
+            delivery_request(day, integration.name, f"reconcile:{integration.name}:{day}")
             for integration in integrations
             if integration.enabled
         ]
@@ -141,5 +148,6 @@ def build_attribute_sync_schedule(job: dg.JobDefinition) -> dg.ScheduleDefinitio
         job=job,
         cron_schedule="*/30 * * * *",
         execution_timezone="UTC",
+        default_status=schedule_default(),
         description="Every 30 minutes: profiles catch up with expirations that had no event.",
     )

@@ -1,4 +1,4 @@
-"""Runs (day, integration) delivery partitions through Dagster from a script: what the CLI's
+"""Runs days of integrations' delivery assets through Dagster from a script: what the CLI's
 backfill and the demo use, recorded in the instance like runs launched from the UI."""
 
 from collections.abc import Callable, Sequence
@@ -9,8 +9,7 @@ import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
 from nami_pipelines.config import AnyIntegration
-from nami_pipelines.defs.delivery.assets import DELIVERIES_KEY, RESEND_TAG, build_delivery_asset
-from nami_pipelines.defs.delivery.partitions import delivery_key
+from nami_pipelines.defs.delivery.assets import INTEGRATION_TAG, RESEND_TAG, build_delivery_asset
 from nami_pipelines.defs.partitions import PARTITIONS_START_VARIABLE, daily_partitions
 from nami_pipelines.defs.resources import event_store_resource
 
@@ -90,17 +89,21 @@ def backfill_deliveries(
     terminal): a failed run stops the backfill with the run's own reason.
     """
     check_days_in_partitions(days)
-    deliveries = build_delivery_asset(integrations, retry_policy=None)
+    assets = {i.name: build_delivery_asset(i, retry_policy=None) for i in integrations}
     totals: dict[str, dict[str, Any]] = {integration.name: {} for integration in integrations}
     for day in days:
         for integration in integrations:
+            deliveries = assets[integration.name]
             result = dg.materialize(
                 [deliveries],
-                partition_key=delivery_key(day.isoformat(), integration.name),
+                partition_key=day.isoformat(),
                 instance=instance,
                 resources={"event_store": event_store_resource()},
                 run_config=QUIET_RUN_CONFIG,
-                tags={RESEND_TAG: "true"} if resend else None,
+                tags={
+                    INTEGRATION_TAG: integration.name,
+                    **({RESEND_TAG: "true"} if resend else {}),
+                },
                 raise_on_error=False,
             )
             if not result.success:
@@ -110,7 +113,7 @@ def backfill_deliveries(
                     run_id=failure.run_id,
                     details=failure.details,
                 )
-            metadata = run_metadata(result, DELIVERIES_KEY.path[-1])
+            metadata = run_metadata(result, deliveries.op.name)
             if on_partition is not None:
                 on_partition(day, integration.name, metadata)
             add_partition_metadata(totals[integration.name], metadata)

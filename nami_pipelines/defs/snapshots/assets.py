@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from nami_pipelines.defs.automation_switch import schedule_default
 from nami_pipelines.defs.partitions import daily_partitions
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.snapshots.daily import day_end, materialize_day
@@ -25,7 +26,14 @@ ONE_ROW_PER_USER = "one_row_per_user"
             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
         ),
     ],
-    check_specs=[dg.AssetCheckSpec(ONE_ROW_PER_USER, asset=SNAPSHOTS_KEY)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            ONE_ROW_PER_USER,
+            asset=SNAPSHOTS_KEY,
+            description="Fails when the day's row count differs from the number of users with "
+            "events up to that day, or a user has two rows.",
+        )
+    ],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
     description=(
         "Per-user namiml_* attributes at the end of the day (docs/attributes.md), computed "
@@ -77,11 +85,23 @@ snapshots_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(cron_schedule="15 0 * * *", job=snapshots_job, execution_timezone="UTC")
-def daily_snapshots_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def daily_snapshot_request(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Shortly after midnight UTC, the day that just ended."""
     key = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
     return dg.RunRequest(run_key=f"snapshots-{key}", partition_key=key)
+
+
+def build_daily_snapshots_schedule() -> dg.ScheduleDefinition:
+    """Built when the code location loads, so `NAMI_AUTOMATION` decides its default."""
+    return dg.ScheduleDefinition(
+        name="daily_snapshots_schedule",
+        cron_schedule="15 0 * * *",
+        job=snapshots_job,
+        execution_fn=daily_snapshot_request,
+        execution_timezone="UTC",
+        default_status=schedule_default(),
+        description="00:15 UTC: the snapshot of the day that just ended.",
+    )
 
 
 @dg.definitions
@@ -89,5 +109,5 @@ def snapshot_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[user_attribute_snapshots],
         jobs=[snapshots_job],
-        schedules=[daily_snapshots_schedule],
+        schedules=[build_daily_snapshots_schedule()],
     )
