@@ -1,10 +1,10 @@
 """Which rows of `nami_events` a reader wants: one app's events, optionally only some types and
 one platform.
 
-A plain value, so a caller can say what it reads without the store knowing why (the store never
-knows a destination: `destinations/selection.py` builds this from an integration). The rule is
-written here once, as SQL for the queries that count in the database and on frames for rows
-already read, so the two cannot drift apart.
+A plain value, so a caller can say what it reads without the store knowing why: whoever knows
+the integrations builds it, and the store applies it without knowing any. The rule is written
+here once, as SQL for the queries that count in the database and on frames for rows already
+read, so the two cannot drift apart.
 """
 
 from dataclasses import dataclass
