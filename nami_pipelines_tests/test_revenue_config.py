@@ -10,21 +10,9 @@ import yaml
 
 from nami_pipelines.cli import main
 from nami_pipelines.config import IntegrationConfigError, load_integrations, parse_integrations
+from nami_pipelines_tests.test_config import FEED, PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = {
-    "name": "amplitude_prod",
-    "type": "amplitude",
-    "app_id": "app-1",
-    "credentials": {"api_key_env": "PROJECT_KEY"},
-}
-FEED = {
-    "name": "ios_feed",
-    "type": "mparticle",
-    "app_id": "app-1",
-    "platform": "apple",
-    "credentials": {"key_env": "FEED_KEY", "secret_env": "FEED_SECRET"},
-}
 HEADER = "date,currency,rate\n"
 
 
