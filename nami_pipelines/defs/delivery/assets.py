@@ -59,6 +59,12 @@ def reason_metadata(report: DeliveryReport) -> dict[str, dg.MetadataValue]:
     }
 
 
+def _pending_reasons(report: DeliveryReport) -> dict[str, dg.MetadataValue]:
+    """Why this run left events pending (e.g. `no EUR rate for 2026-11-29`), for the check."""
+    reasons = report.reasons.get(PENDING)
+    return {"pending_reasons": dg.MetadataValue.json(reasons)} if reasons else {}
+
+
 def _progress_logger(context: dg.AssetExecutionContext, total: int):
     def log(report: DeliveryReport) -> None:
         done = report.accepted + report.rejected + report.skipped + report.already_done
@@ -144,6 +150,7 @@ def build_delivery_asset(
                     passed=counts[PENDING] == 0 and settled == report.selected,
                     metadata={
                         "pending": dg.MetadataValue.int(counts[PENDING]),
+                        **_pending_reasons(report),
                         **{
                             status: dg.MetadataValue.int(count)
                             for status, count in counts.items()
