@@ -64,14 +64,23 @@ def test_preview_prints_the_converted_bodies_and_holds_the_unrated_one(configure
     assert DeliveryLedger(configured["store"].engine).entries("amplitude_prod") == []
 
 
-def materialize(configured) -> dg.ExecuteInProcessResult:
+def materialize(configured, **options) -> dg.ExecuteInProcessResult:
     integrations = load_integrations()
     return dg.materialize(
         build_delivery_definitions(integrations).assets,
         partition_key=delivery_key("2026-11-29", "amplitude_prod"),
         instance=dg.DagsterInstance.ephemeral(),
         resources={"event_store": EventStoreResource(database_url=configured["store"].url)},
+        **options,
     )
+
+
+def use_rates_table(configured, table: str) -> None:
+    """The integrations file, now taking its rates from `table` in the event database."""
+    path = configured["folder"] / "integrations.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["integrations"][0]["revenue"] = {"currency": "USD", "rates_table": table}
+    path.write_text(yaml.safe_dump(document))
 
 
 def check_of(result: dg.ExecuteInProcessResult) -> tuple[bool, dict]:
@@ -99,3 +108,24 @@ def test_a_missing_rate_shows_in_status_and_the_check_until_it_arrives(configure
     gbp = [event for event in received if event["insert_id"] == GBP_APPLE]
     assert [(event["price"], event["currency"]) for event in gbp] == [(9.5123, "USD")]
     assert len(received) == 3
+
+
+def test_an_unreadable_rates_table_is_one_line_for_preview_and_fails_the_step_once(
+    configured, capsys
+):
+    use_rates_table(configured, "missing_rates")
+    capsys.readouterr()
+    assert main(["preview", "--integration", "amplitude_prod", "--date", "2026-11-29"]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith(
+        "nami-pipelines preview: integration 'amplitude_prod': field 'revenue.rates_table': "
+        "cannot read table missing_rates"
+    )
+    assert captured.out == ""
+    result = materialize(configured, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "field 'revenue.rates_table'" in str(failure.event_specific_data.error)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert configured["emulator"].received("amplitude") == []

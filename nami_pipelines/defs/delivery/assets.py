@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from nami_pipelines.config import AnyIntegration
+from nami_pipelines.config import AnyIntegration, IntegrationConfigError
 from nami_pipelines.defs.delivery.partitions import DAY, INTEGRATION, delivery_partitions
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.defs.snapshots.assets import SNAPSHOTS_KEY
@@ -129,7 +129,8 @@ def build_delivery_asset(
                 worker=f"{integration.name}-{context.run.run_id[:8]}",
                 progress=_progress_logger(context, count_selected(store, integration, day)),
             )
-        except IntegrationStopped as error:
+        except (IntegrationStopped, IntegrationConfigError) as error:
+            # A refused key or bad exchange rates: retrying the step cannot mend either.
             raise dg.Failure(description=str(error), allow_retries=False) from None
         counts = ledger.status_counts(integration.name, day)
         settled = report.selected - report.unresolved
