@@ -31,9 +31,6 @@ class ExchangeRates:
     def rate(self, day: date, currency: str) -> Decimal | None:
         return self.by_day.get((day, currency))
 
-    def __len__(self) -> int:
-        return len(self.by_day)
-
 
 def read_rates_file(path: Path, target: str) -> ExchangeRates:
     """Every rate of a `date,currency,rate` CSV; raises `RatesError` at the first bad line."""

@@ -50,7 +50,7 @@ def read_rates_table(store: EventStore, name: str, target: str, day: date) -> Ex
     """The rows of `name` (columns `date`, `currency`, `rate`) for `day`: one query per run.
     `date` may be a DATE or an ISO text column, so it is compared as text."""
     schema, _, table_name = name.rpartition(".")
-    rates = table(table_name, *(column(name) for name in RATES_COLUMNS), schema=schema or None)
+    rates = table(table_name, *map(column, RATES_COLUMNS), schema=schema or None)
     query = select(rates.c.date, rates.c.currency, rates.c.rate).where(
         cast(rates.c.date, String) == day.isoformat()
     )
