@@ -26,6 +26,7 @@ from pydantic import (
 
 from nami_pipelines.destinations.limits import AMPLITUDE_MAX_EVENTS_PER_REQUEST
 from nami_pipelines.event_types import SENDABLE_EVENT_TYPES
+from nami_pipelines.revenue_settings import BASE_DIR_CONTEXT, MParticleRevenue, RevenueSettings
 from nami_pipelines.settings import INTEGRATIONS_FILE_VARIABLE, PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ class MParticleIntegration(_IntegrationBase):
     # The schema's identity slot the workspace registered for the Nami user id (docs/mparticle.md).
     partner_identity: Literal["other", "other_id_2", "other_id_3", "other_id_4"] | None = None
     historical_after_days: int = Field(default=30, ge=1, le=3650)
+    revenue: MParticleRevenue | None = None
 
     @field_validator("platform")
     @classmethod
@@ -214,6 +216,7 @@ class AmplitudeIntegration(_IntegrationBase):
     user_id: IdChoice = "external_id"
     min_id_length: int | None = Field(default=None, ge=1, le=5)
     use_batch_api_for_backfills: bool = False
+    revenue: RevenueSettings | None = None
     delivery: AmplitudeDeliveryTuning = Field(default_factory=AmplitudeDeliveryTuning)
 
     @field_validator("endpoint")
@@ -307,9 +310,10 @@ def missing_variables(integration: AnyIntegration) -> list[str]:
 
 
 def validate_integrations(
-    document: Mapping[str, Any] | None,
+    document: Mapping[str, Any] | None, base_dir: Path | None = None
 ) -> tuple[tuple[AnyIntegration, ...], tuple[str, ...]]:
-    """The valid integrations of a decoded YAML document, and every problem of the others."""
+    """The valid integrations of a decoded YAML document, and every problem of the others;
+    relative paths in it (a `revenue.rates_file`) start at `base_dir`, else the working folder."""
     document = document or {}
     if not isinstance(document, Mapping):
         raise IntegrationConfigError("the integrations file must be a mapping with 'integrations'")
@@ -321,7 +325,7 @@ def validate_integrations(
     for index, entry in enumerate(raw):
         name = _entry_name(entry, index)
         try:
-            integration = _ENTRY.validate_python(entry)
+            integration = _ENTRY.validate_python(entry, context={BASE_DIR_CONTEXT: base_dir})
         except ValidationError as error:
             problems.extend(_describe(error, name))
             continue
@@ -335,11 +339,11 @@ def validate_integrations(
 
 
 def parse_integrations(
-    document: Mapping[str, Any] | None, *, check_env: bool = True
+    document: Mapping[str, Any] | None, *, check_env: bool = True, base_dir: Path | None = None
 ) -> tuple[AnyIntegration, ...]:
     """Validate a decoded YAML document; with `check_env`, every credentials variable of an
     enabled integration must be set. Raises one `IntegrationConfigError` with every problem."""
-    parsed, problems = validate_integrations(document)
+    parsed, problems = validate_integrations(document, base_dir)
     if check_env:
         problems += tuple(
             f"integration '{integration.name}': field 'credentials': "
@@ -365,6 +369,11 @@ def integrations_file_path() -> Path:
     return Path(configured) if configured else DEFAULT_INTEGRATIONS_FILE
 
 
+def integrations_folder(path: Path | None = None) -> Path:
+    """Where relative paths in the integrations file start: the file's own folder."""
+    return (path or integrations_file_path()).resolve().parent
+
+
 def read_integrations_document(path: Path | None = None) -> Any:
     """The decoded YAML of the integrations file (`NAMI_INTEGRATIONS_FILE`, else
     `integrations.yaml`). No file at the default place means none yet (None); a file named
@@ -386,4 +395,5 @@ def load_integrations(
     path: Path | None = None, *, check_env: bool = True
 ) -> tuple[AnyIntegration, ...]:
     """The integrations of the integrations file, every problem raised at once."""
-    return parse_integrations(read_integrations_document(path), check_env=check_env)
+    document = read_integrations_document(path)
+    return parse_integrations(document, check_env=check_env, base_dir=integrations_folder(path))

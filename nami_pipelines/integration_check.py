@@ -14,6 +14,7 @@ from typing import Any
 from nami_pipelines.config import (
     AnyIntegration,
     IntegrationConfigError,
+    integrations_folder,
     missing_variables,
     read_integrations_document,
     validate_integrations,
@@ -56,7 +57,7 @@ def check_integrations(path: Path | None = None) -> Iterator[CheckLine]:
     """Every configuration problem, then one line per valid integration, as each is checked."""
     try:
         document = read_integrations_document(path)
-        integrations, problems = validate_integrations(document)
+        integrations, problems = validate_integrations(document, integrations_folder(path))
     except IntegrationConfigError as error:
         yield from (_configuration(problem) for problem in error.problems)
         return

@@ -12,7 +12,7 @@ from nami_pipelines.commands.common import (
     dagster_failures,
     open_store,
 )
-from nami_pipelines.config import AnyIntegration
+from nami_pipelines.config import AnyIntegration, IntegrationConfigError
 from nami_pipelines.events.store import EventStore
 
 
@@ -29,14 +29,18 @@ def command_preview(arguments: argparse.Namespace) -> None:
     # Nothing is sent, so no credential is needed: keys print as ${VARIABLE}.
     (integration,) = configured_integrations([arguments.integration], check_env=False)
     store = open_store()
-    for body in preview_day(
+    bodies = preview_day(
         store=store,
         repository=SnapshotRepository(store.engine),
         integration=integration,
         client=client_for(integration),
         day=arguments.date,
-    ):
-        print(body.decode())
+    )
+    try:
+        for body in bodies:
+            print(body.decode())
+    except IntegrationConfigError as error:  # the rates table, read when the preview starts
+        raise CommandError(str(error)) from None
 
 
 def report_unsettled(

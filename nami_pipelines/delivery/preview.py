@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.delivery.revenue_rates import revenue_conversion
 from nami_pipelines.delivery.run import (
     USER,
     attribute_targets,
@@ -28,9 +29,11 @@ def preview_day(
     now: datetime | None = None,
 ) -> Iterator[bytes]:
     """Event requests first (events already settled in the ledger are left out, as a real run
-    would), then the attribute updates that would follow them."""
+    would; transactions in another currency at the rates a run would use now, and those with no
+    rate yet left out, as a run would hold them), then the attribute updates that follow."""
     now = now or datetime.now(UTC)
     ledger = DeliveryLedger(store.engine)
+    revenue = revenue_conversion(integration, store, day)
     touched: set[str] = set()
     carried_last: dict[str, UserAttributes] = {}
     for chunk in day_chunks(store, integration, day):
@@ -44,7 +47,7 @@ def preview_day(
         to_send = chunk.selected[~chunk.selected["event_id"].isin(settled)]
         if to_send.empty:
             continue
-        outgoing = outgoing_events(store, repository, chunk, to_send, day).outgoing
+        outgoing = outgoing_events(store, repository, chunk, to_send, day, revenue).outgoing
         touched.update(to_send[USER].dropna())
         for item in sorted(outgoing, key=lambda item: item.event.occurred_at):
             if item.attributes is not None and item.event.nami_user_id:

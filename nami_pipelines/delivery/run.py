@@ -17,10 +17,12 @@ import pandas as pd
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import PENDING, Candidate, DeliveryLedger
 from nami_pipelines.delivery.ledger_writer import LedgerWriter
+from nami_pipelines.delivery.revenue_rates import revenue_conversion
 from nami_pipelines.destinations.client import DeliverySink, DestinationClient
 from nami_pipelines.destinations.http import Unresolved
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
 from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.destinations.revenue import RevenueConversion, with_converted_revenue
 from nami_pipelines.destinations.selection import contact_filter, event_filter
 from nami_pipelines.event_types import is_user_event
 from nami_pipelines.events.model import USER, NamiEvent
@@ -235,12 +237,14 @@ def day_chunks(
 
 @dataclass(frozen=True, slots=True)
 class PreparedEvents:
-    """A chunk's events ready to send, and the users' state they were computed from."""
+    """A chunk's events ready to send, the users' state they were computed from, and the
+    transactions held back (no exchange rate yet: they stay pending, with the reason)."""
 
     outgoing: list[OutgoingEvent]
     carried: dict[str, UserAttributes]
     state_before: SnapshotState
     user_events: UsersEvents
+    held: list[Unresolved] = field(default_factory=list)
 
 
 def outgoing_events(
@@ -249,8 +253,10 @@ def outgoing_events(
     chunk: DayChunk,
     to_send: pd.DataFrame,
     day: date,
+    revenue: RevenueConversion | None = None,
 ) -> PreparedEvents:
-    """The events to send, each `user.*` event with the user's attributes as of itself."""
+    """The events to send, each `user.*` event with the user's attributes as of itself and
+    each transaction in the integration's currency when it converts (`revenue`)."""
     users = sorted(set(to_send[USER].dropna()))
     state_before = state_of_users_at(store, repository, users, day_end(day - timedelta(days=1)))
     user_events = users_events(chunk.events[chunk.events[USER].isin(users)])
@@ -262,7 +268,8 @@ def outgoing_events(
         )
         for event in nami_events_of(to_send)
     ]
-    return PreparedEvents(outgoing, carried, state_before, user_events)
+    ready, held = with_converted_revenue(outgoing, revenue)
+    return PreparedEvents(ready, carried, state_before, user_events, held)
 
 
 def current_snapshot(
@@ -355,6 +362,7 @@ def deliver_day(
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     report = DeliveryReport(integration=integration.name, day=day)
     report.historical = day_end(day) < now - HISTORICAL_AGE
+    revenue = revenue_conversion(integration, store, day)  # rates: once per run
     with LedgerWriter() as writer:
         for chunk in day_chunks(store, integration, day, chunk_rows, users):
             selected = chunk.selected
@@ -378,7 +386,7 @@ def deliver_day(
             if not claimed:
                 continue
             to_send = selected[selected["event_id"].isin(claimed)]
-            prepared = outgoing_events(store, repository, chunk, to_send, day)
+            prepared = outgoing_events(store, repository, chunk, to_send, day, revenue)
             sink = _LedgerSink(
                 ledger,
                 writer,
@@ -388,6 +396,8 @@ def deliver_day(
                 dict(zip(to_send["event_id"], to_send[USER], strict=True)),
                 prepared.carried,
             )
+            for held in prepared.held:
+                sink.unresolved(held)
             client.send_events(prepared.outgoing, historical=report.historical, sink=sink)
             if sink.profiles:
                 writer.submit(ledger.remember_sent_attributes, integration.name, sink.profiles)

@@ -36,6 +36,7 @@ from nami_pipelines.destinations.selection import (
     sandbox_dropped,
     usable_id,
 )
+from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.event_types import DEVICE_TRANSACTION, is_user_event
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
@@ -117,7 +118,7 @@ def amplitude_event(
         properties[ENVIRONMENT_PROPERTY] = SANDBOX
     body["event_properties"] = properties
     if event.event_type == DEVICE_TRANSACTION:
-        _add_revenue(body, event.payload)
+        _add_revenue(body, event.payload, item.revenue)
     if item.attributes is not None and is_user_event(event.event_type):
         body["user_properties"] = amplitude_user_properties(item.attributes)
     return AmplitudeEvent(body, event.event_id, event.nami_user_id)
@@ -233,13 +234,22 @@ def _property_value(value: Any) -> Any:
     return trim(value, AMPLITUDE_MAX_PROPERTY_CHARS) if isinstance(value, str) else value
 
 
-def _add_revenue(body: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Amplitude's revenue fields: it takes `price` times `quantity` as the revenue."""
-    price = payload["price"]
+def _add_revenue(
+    body: dict[str, Any], payload: dict[str, Any], converted: ConvertedPrice | None
+) -> None:
+    """Amplitude's revenue fields: it takes `price` times `quantity` as the revenue, and adds
+    up revenue of any currency as one, hence the conversion when the integration asks for it
+    (the original price, currency and rate then travel in `event_properties`)."""
     quantity = payload.get("quantity", 1)
-    body["price"] = price
     body["quantity"] = quantity
-    body["revenue"] = total_amount(price, quantity)
     body["productId"] = payload["sku_ref_id"]
     body["revenueType"] = REVENUE_TYPE
-    body["currency"] = payload["currency"]
+    if converted is None:
+        body["price"] = payload["price"]
+        body["revenue"] = total_amount(payload["price"], quantity)
+        body["currency"] = payload["currency"]
+        return
+    body["price"] = converted.price
+    body["revenue"] = converted.total(quantity)
+    body["currency"] = converted.currency
+    body["event_properties"].update(converted.origin())

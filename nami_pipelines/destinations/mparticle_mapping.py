@@ -42,6 +42,7 @@ from nami_pipelines.destinations.selection import (
     sandbox_dropped,
     usable_id,
 )
+from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.event_types import (
     DEVICE_TRANSACTION,
     SENDABLE_EVENT_TYPES,
@@ -209,7 +210,7 @@ def _user_batches(
         if attributes is not None and pending is not None and attributes != pending:
             yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
             del mapped[:cut], event_ids[:cut]
-        mapped.append(mparticle_event(event, integration))
+        mapped.append(mparticle_event(event, integration, item.revenue))
         event_ids.append(event.event_id)
         if attributes is not None:
             pending, cut = attributes, len(mapped)
@@ -288,8 +289,11 @@ def _attribute_value(value: Any) -> str:
     return trim(as_text(value), MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS)
 
 
-def mparticle_event(event: NamiEvent, integration: MParticleIntegration) -> dict[str, Any]:
-    """One Nami event as an mParticle event (docs/mparticle.md; renames override the name)."""
+def mparticle_event(
+    event: NamiEvent, integration: MParticleIntegration, revenue: ConvertedPrice | None = None
+) -> dict[str, Any]:
+    """One Nami event as an mParticle event (docs/mparticle.md; renames override the name);
+    a transaction's `revenue`, when the feed converts, replaces the price the store charged."""
     data: dict[str, Any] = {
         "source_message_id": message_id(event.event_id),
         "timestamp_unixtime_ms": epoch_ms(event.occurred_at),
@@ -297,7 +301,7 @@ def mparticle_event(event: NamiEvent, integration: MParticleIntegration) -> dict
     }
     rename = integration.event_renames.get(event.event_type)
     if event.event_type == DEVICE_TRANSACTION:
-        _add_purchase(data, event.payload)
+        _add_purchase(data, event.payload, revenue)
         if rename is not None:
             data["event_name"] = rename
         return {"event_type": "commerce_event", "data": data}
@@ -310,18 +314,27 @@ def mparticle_event(event: NamiEvent, integration: MParticleIntegration) -> dict
     return {"event_type": "custom_event", "data": data}
 
 
-def _add_purchase(data: dict[str, Any], payload: dict[str, Any]) -> None:
-    """The `purchase` product action: one product, the sku, at the paid price and quantity."""
+def _add_purchase(
+    data: dict[str, Any], payload: dict[str, Any], converted: ConvertedPrice | None
+) -> None:
+    """The `purchase` product action: one product, the sku, at the paid price and quantity,
+    or at the converted price, with the original price, currency and rate as attributes."""
     sku = payload["sku_ref_id"]
-    price = payload["price"]
     quantity = payload.get("quantity", 1)
+    if converted is None:
+        price, currency = payload["price"], payload["currency"]
+        total = total_amount(price, quantity)
+    else:
+        price, total, currency = converted.price, converted.total(quantity), converted.currency
+        for name, value in converted.origin().items():
+            data["custom_attributes"][name] = _attribute_value(value)
     action: dict[str, Any] = {
         "action": "purchase",
-        "total_amount": total_amount(price, quantity),
+        "total_amount": total,
         "products": [{"id": sku, "name": sku, "price": price, "quantity": quantity}],
     }
     transaction_id = payload.get("transaction_id")
     if transaction_id is not None:
         action["transaction_id"] = as_text(transaction_id)
     data["product_action"] = action
-    data["currency_code"] = payload["currency"]
+    data["currency_code"] = currency

@@ -10,11 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION, is_user_event
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.snapshots.attributes import UserAttributes
+
+if TYPE_CHECKING:
+    from nami_pipelines.destinations.revenue import ConvertedPrice
 
 SANDBOX: Final = "sandbox"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -24,10 +27,12 @@ _MILLISECOND: Final = timedelta(milliseconds=1)
 @dataclass(frozen=True, slots=True)
 class OutgoingEvent:
     """One event to send; `attributes` are the user's `namiml_*` as of this event for `user.*`
-    events (docs/attributes.md) and None for device events, which carry no attributes."""
+    events (docs/attributes.md) and None for device events, which carry no attributes;
+    `revenue` is a transaction's price in the integration's currency, when it converts."""
 
     event: NamiEvent
     attributes: UserAttributes | None = None
+    revenue: "ConvertedPrice | None" = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from nami_pipelines.config import AnyIntegration
+from nami_pipelines.config import AnyIntegration, IntegrationConfigError
 from nami_pipelines.defs.delivery.descriptions import delivery_description
 from nami_pipelines.defs.partitions import daily_partitions
 from nami_pipelines.defs.resources import EventStoreResource
@@ -174,7 +174,8 @@ def build_delivery_asset(
                 worker=f"{integration.name}-{context.run.run_id[:8]}",
                 progress=_progress_logger(context, count_selected(store, integration, day)),
             )
-        except IntegrationStopped as error:
+        except (IntegrationStopped, IntegrationConfigError) as error:
+            # A refused key or bad exchange rates: retrying the step cannot mend either.
             raise dg.Failure(description=str(error), allow_retries=False) from None
         context.log.info(
             f"{integration.name} {day}: {report.accepted} accepted, {report.rejected} rejected, "
