@@ -28,6 +28,7 @@ from nami_pipelines.destinations.outgoing import (
     event_attributes,
     total_amount,
 )
+from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.destinations.selection import (
     SANDBOX_DROPPED_REASON,
     absent_id,
@@ -36,7 +37,6 @@ from nami_pipelines.destinations.selection import (
     sandbox_dropped,
     usable_id,
 )
-from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.event_types import DEVICE_TRANSACTION, is_user_event
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes

@@ -35,6 +35,7 @@ from nami_pipelines.destinations.outgoing import (
     event_attributes,
     total_amount,
 )
+from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.destinations.selection import (
     SANDBOX_DROPPED_REASON,
     chosen_id,
@@ -42,7 +43,6 @@ from nami_pipelines.destinations.selection import (
     sandbox_dropped,
     usable_id,
 )
-from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.event_types import (
     DEVICE_TRANSACTION,
     SENDABLE_EVENT_TYPES,

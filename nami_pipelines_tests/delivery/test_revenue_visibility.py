@@ -6,12 +6,12 @@ import json
 import dagster as dg
 import pytest
 import yaml
+from nami_pipelines.defs.delivery.partitions import delivery_key
 
 from nami_pipelines.cli import main
 from nami_pipelines.config import load_integrations
 from nami_pipelines.defs.delivery.assets import EVERY_EVENT_HAS_AN_OUTCOME
 from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
-from nami_pipelines.defs.delivery.partitions import delivery_key
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines_tests.builders import APP_ID
