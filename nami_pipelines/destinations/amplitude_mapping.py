@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from nami_pipelines.config import AmplitudeIntegration
+from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.limits import (
     AMPLITUDE_DEFAULT_MIN_ID_LENGTH,
     AMPLITUDE_MAX_ARRAY_ENTRIES,
@@ -28,7 +29,6 @@ from nami_pipelines.destinations.outgoing import (
     event_attributes,
     total_amount,
 )
-from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.destinations.selection import (
     SANDBOX_DROPPED_REASON,
     absent_id,

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from nami_pipelines.config import MParticleIntegration
+from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.limits import (
     MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
     MPARTICLE_MAX_LIST_ENTRIES,
@@ -35,7 +36,6 @@ from nami_pipelines.destinations.outgoing import (
     event_attributes,
     total_amount,
 )
-from nami_pipelines.destinations.revenue import ConvertedPrice
 from nami_pipelines.destinations.selection import (
     SANDBOX_DROPPED_REASON,
     chosen_id,

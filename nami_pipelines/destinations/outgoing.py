@@ -10,14 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION, is_user_event
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.snapshots.attributes import UserAttributes
-
-if TYPE_CHECKING:
-    from nami_pipelines.destinations.revenue import ConvertedPrice
 
 SANDBOX: Final = "sandbox"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,7 +30,7 @@ class OutgoingEvent:
 
     event: NamiEvent
     attributes: UserAttributes | None = None
-    revenue: "ConvertedPrice | None" = None
+    revenue: ConvertedPrice | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
+from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.http import Unresolved
 from nami_pipelines.destinations.outgoing import OutgoingEvent
 from nami_pipelines.event_types import DEVICE_TRANSACTION
@@ -20,38 +21,6 @@ from nami_pipelines.exchange_rates import ExchangeRates
 
 PROCEEDS: Final = "proceeds"
 ONE: Final = Decimal(1)
-
-
-@dataclass(frozen=True, slots=True)
-class ConvertedPrice:
-    """One unit's price in `currency`, and what it was computed from (sent beside it, so an
-    analyst can always go back to what the store charged)."""
-
-    unit_price: Decimal
-    currency: str
-    original_price: Any
-    original_currency: str
-    rate: Decimal
-    store_fee: Decimal | None  # proceeds mode only
-
-    @property
-    def price(self) -> float:
-        return float(self.unit_price)
-
-    def total(self, quantity: int) -> float:
-        """`unit_price` times `quantity`, in decimal."""
-        return float(self.unit_price * quantity)
-
-    def origin(self) -> dict[str, Any]:
-        """The properties that keep the original: price, currency, rate, and the fee taken."""
-        properties = {
-            "original_price": self.original_price,
-            "original_currency": self.original_currency,
-            "exchange_rate": float(self.rate),
-        }
-        if self.store_fee is not None:
-            properties["store_fee"] = float(self.store_fee)
-        return properties
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,10 @@ import json
 import dagster as dg
 import pytest
 import yaml
-from nami_pipelines.defs.delivery.partitions import delivery_key
 
 from nami_pipelines.cli import main
 from nami_pipelines.config import load_integrations
-from nami_pipelines.defs.delivery.assets import EVERY_EVENT_HAS_AN_OUTCOME
+from nami_pipelines.defs.delivery.assets import EVERY_EVENT_HAS_AN_OUTCOME, deliveries_key
 from nami_pipelines.defs.delivery.definitions import build_delivery_definitions
 from nami_pipelines.defs.resources import EventStoreResource
 from nami_pipelines.delivery.ledger import DeliveryLedger
@@ -66,9 +65,14 @@ def test_preview_prints_the_converted_bodies_and_holds_the_unrated_one(configure
 
 def materialize(configured, **options) -> dg.ExecuteInProcessResult:
     integrations = load_integrations()
+    (asset,) = [
+        asset
+        for asset in build_delivery_definitions(integrations).assets
+        if asset.key == deliveries_key("amplitude_prod")
+    ]
     return dg.materialize(
-        build_delivery_definitions(integrations).assets,
-        partition_key=delivery_key("2026-11-29", "amplitude_prod"),
+        [asset],
+        partition_key="2026-11-29",
         instance=dg.DagsterInstance.ephemeral(),
         resources={"event_store": EventStoreResource(database_url=configured["store"].url)},
         **options,
