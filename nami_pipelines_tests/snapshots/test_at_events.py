@@ -13,7 +13,9 @@ from nami_pipelines.snapshots.running import fold_events, running_states
 from nami_pipelines.snapshots.state import SnapshotState, empty_state
 
 
-def attributes_at_events(state_before: SnapshotState, events: pd.DataFrame) -> dict[str, UserAttributes]:
+def attributes_at_events(
+    state_before: SnapshotState, events: pd.DataFrame
+) -> dict[str, UserAttributes]:
     """Each user's events folded into a running state seeded from `state_before`."""
     users = events["nami_user_id"].dropna().unique().tolist()
     return fold_events(running_states(state_before, users), events)
