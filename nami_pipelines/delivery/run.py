@@ -10,6 +10,7 @@ the client never reads the database and the store never knows a destination.
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from nami_pipelines.config import AnyIntegration, MParticleIntegration
@@ -21,7 +22,7 @@ from nami_pipelines.delivery.profiles import (
     bring_profiles_current,
     sync_attributes,
 )
-from nami_pipelines.delivery.read import DAY_CHUNK_ROWS, day_chunks
+from nami_pipelines.delivery.read import DAY_CHUNK_ROWS, DayChunk, day_chunks
 from nami_pipelines.delivery.record import LedgerSink, claim_rows
 from nami_pipelines.delivery.report import DeliveryReport
 from nami_pipelines.delivery.select import bound_platform, count_selected, selects
@@ -59,6 +60,40 @@ def is_historical(integration: AnyIntegration, day: date, now: datetime) -> bool
     return day_end(day) < now - timedelta(days=days)
 
 
+@dataclass(frozen=True, slots=True)
+class _DayRun:
+    """What every chunk of one `deliver_day` call is sent with."""
+
+    store: EventStore
+    repository: SnapshotRepository
+    ledger: DeliveryLedger
+    integration: AnyIntegration
+    client: DestinationClient
+    day: date
+    resend: bool
+    now: datetime
+    worker: str
+
+    def send(self, chunk: DayChunk, writer: LedgerWriter, report: DeliveryReport) -> None:
+        """Claim, state, map, pack, send and record one chunk, then its closing updates."""
+        name = self.integration.name
+        report.selected += len(chunk.selected)
+        if not chunk.selected:
+            return
+        claimed = claim_rows(
+            self.ledger, name, chunk.selected, self.day, worker=self.worker, resend=self.resend
+        )
+        report.already_done += len(chunk.selected) - len(claimed)
+        if not claimed:
+            return
+        prepared = prepare_chunk(self.store, self.repository, chunk, claimed, self.day, self.now)
+        sink = LedgerSink(self.ledger, writer, name, self.worker, report, prepared.carried)
+        self.client.send_events(prepared.outgoing, historical=report.historical, sink=sink)
+        sink.remember_profiles()
+        bring_profiles_current(self.client, sink, prepared, self.now)
+        report.copy_stats(self.client)
+
+
 def deliver_day(
     *,
     store: EventStore,
@@ -82,22 +117,11 @@ def deliver_day(
     report = DeliveryReport(integration=integration.name, day=day)
     report.historical = is_historical(integration, day, now)
     with collection_paused(), LedgerWriter() as writer:
+        run = _DayRun(store, repository, ledger, integration, client, day, resend, now, worker)
         for chunk in day_chunks(store, integration, day, chunk_rows, users):
-            report.selected += len(chunk.selected)
-            if not chunk.selected:
-                continue
-            claimed = claim_rows(
-                ledger, integration.name, chunk.selected, day, worker=worker, resend=resend
-            )
-            report.already_done += len(chunk.selected) - len(claimed)
-            if not claimed:
-                continue
-            prepared = prepare_chunk(store, repository, chunk, claimed, day, now)
-            sink = LedgerSink(ledger, writer, integration.name, worker, report, prepared.carried)
-            client.send_events(prepared.outgoing, historical=report.historical, sink=sink)
-            sink.remember_profiles()
-            bring_profiles_current(client, sink, prepared, now)
-            report.copy_stats(client)
+            run.send(chunk, writer, report)
+            # After `send` returned, the chunk's payloads and dicts are freed: what is left to
+            # look at is what survives, and any cycles the chunk made.
             collect_chunk_garbage()
             if progress is not None:
                 report.duration_seconds = time.monotonic() - started
