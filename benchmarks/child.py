@@ -24,6 +24,7 @@ from benchmarks.common import (
     integration_for,
 )
 from benchmarks.measure import Span, children_peak_rss_mb, current_rss_mb, peak_rss_mb, timed
+from benchmarks.stages import StageTimer, install
 
 Task = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -62,6 +63,10 @@ def ours(arguments: dict[str, Any]) -> dict[str, Any]:
     )
     ledger = DeliveryLedger(store.engine)
     repository = SnapshotRepository(store.engine)
+    # Stages can only be timed in this process: with one worker, the whole sender.
+    stages = StageTimer() if integration.delivery.workers == 1 else None
+    if stages is not None:
+        install(stages)
     baseline = current_rss_mb()
     profiler = cProfile.Profile() if arguments.get("profile") else None
     with timed(arguments.get("emulator_pid")) as span:
@@ -91,6 +96,7 @@ def ours(arguments: dict[str, Any]) -> dict[str, Any]:
         "baseline_rss_mb": baseline,
         "peak_rss_mb": _peak_with_workers(integration.delivery.workers),
         "workers": integration.delivery.workers,
+        "stage_cpu_seconds": None if stages is None else stages.seconds,
     }
 
 

@@ -6,11 +6,12 @@ name, exactly as a user's integrations file names them.
 """
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from nami_pipelines.config import AnyIntegration, parse_integrations
-from nami_pipelines.delivery.run import day_chunks, outgoing_events
+from nami_pipelines.delivery.read import EVENT_ID, day_chunks
+from nami_pipelines.delivery.state import prepare_chunk
 from nami_pipelines.destinations.outgoing import OutgoingEvent
 from nami_pipelines.emulators import EmulatorSettings
 from nami_pipelines.events.store import EventStore
@@ -105,7 +106,9 @@ def day_outgoing(store: EventStore, integration: AnyIntegration, day: date) -> l
     built before their clocks start, so they get the attribute lookup for free."""
     repository = SnapshotRepository(store.engine)
     outgoing: list[OutgoingEvent] = []
+    now = datetime.now(UTC)
     for chunk in day_chunks(store, integration, day):
-        if not chunk.selected.empty:
-            outgoing += outgoing_events(store, repository, chunk, chunk.selected, day).outgoing
+        if chunk.selected:
+            claimed = {row[EVENT_ID] for row in chunk.selected}
+            outgoing += prepare_chunk(store, repository, chunk, claimed, day, now).outgoing
     return outgoing

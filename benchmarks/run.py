@@ -63,11 +63,6 @@ def parser() -> argparse.ArgumentParser:
         help="our sender's delivery.workers (processes per day; default: the machine's cores)",
     )
     parser.add_argument(
-        "--one-process",
-        action="store_true",
-        help="also time our senders in one process, as the official SDKs run (about a minute)",
-    )
-    parser.add_argument(
         "--memory-events", type=int, default=1_000_000, help="events of the large day (item 6)"
     )
     parser.add_argument(
@@ -229,7 +224,6 @@ def run(options: argparse.Namespace) -> list[Row]:
                 events=options.events,
                 max_in_flight=options.max_in_flight,
                 workers=options.workers,
-                one_process=options.one_process,
                 profile_dir=options.profile,
             ),
         )

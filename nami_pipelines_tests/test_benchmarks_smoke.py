@@ -46,6 +46,11 @@ def test_benchmark_command_writes_the_table_and_verifies_every_event(tmp_path: P
         if row["skipped"] is None:
             assert row["exactly_once"] is True, row
     assert rows["every event exactly once, every case"]["met"] is True
+    # Our one-process sender's CPU per event, stage by stage, for both APIs.
+    for stage in ("read", "state", "mapping", "encoding", "ledger", "HTTP", "other"):
+        result = rows[f"ours, one process: CPU µs per event, {stage}"]["result"]
+        assert result.startswith("Amplitude ") and ", mParticle " in result, result
+    assert "Amplitude: ours / official, one process each" in rows
     memory = [row for row in document["rows"] if row["section"] == "6 memory"]
     assert memory and memory[0]["exactly_once"] is True and memory[0]["peak_rss_mb"] > 0
 

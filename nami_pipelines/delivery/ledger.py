@@ -12,9 +12,8 @@ with the same ids, which the APIs deduplicate.
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Engine, and_, func, or_, select, update
@@ -37,9 +36,8 @@ _ROWS_PER_BULK_STATEMENT = 10_000
 _REASON_MAX = 2_000
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An event selected for an integration, before it is claimed."""
+class Candidate(NamedTuple):
+    """An event selected for an integration, before it is claimed (a tuple: one per event)."""
 
     event_id: str
     nami_user_id: str | None
@@ -81,16 +79,7 @@ class DeliveryLedger:
             return []
         now = _now()
         lease = lease or timedelta(seconds=delivery_lease_seconds())
-        rows = list(
-            {
-                candidate.event_id: (
-                    candidate.event_id,
-                    candidate.nami_user_id,
-                    candidate.partition_date,
-                )
-                for candidate in candidates
-            }.values()
-        )
+        rows = list({candidate[0]: candidate for candidate in candidates}.values())
         ids = [row[0] for row in rows]
         table = delivery_ledger
         with self.engine.begin() as connection:

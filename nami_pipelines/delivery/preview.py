@@ -6,14 +6,12 @@ from datetime import UTC, date, datetime
 
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.delivery.profiles import attribute_targets
+from nami_pipelines.delivery.read import EVENT_ID, day_chunks
 from nami_pipelines.delivery.revenue_rates import revenue_conversion
-from nami_pipelines.delivery.run import (
-    USER,
-    attribute_targets,
-    day_chunks,
-    outgoing_events,
-)
+from nami_pipelines.delivery.state import prepare_chunk
 from nami_pipelines.destinations.client import DestinationClient
+from nami_pipelines.destinations.revenue import with_converted_revenue
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.attributes import UserAttributes
 from nami_pipelines.snapshots.repository import SnapshotRepository
@@ -37,21 +35,23 @@ def preview_day(
     touched: set[str] = set()
     carried_last: dict[str, UserAttributes] = {}
     for chunk in day_chunks(store, integration, day):
-        if chunk.selected.empty:
+        if not chunk.selected:
             continue
+        ids = [row[EVENT_ID] for row in chunk.selected]
         settled = {
             row["event_id"]
-            for row in ledger.entries(integration.name, chunk.selected["event_id"].tolist())
+            for row in ledger.entries(integration.name, ids)
             if row["status"] != "pending"
         }
-        to_send = chunk.selected[~chunk.selected["event_id"].isin(settled)]
-        if to_send.empty:
+        to_send = set(ids) - settled
+        if not to_send:
             continue
-        outgoing = outgoing_events(store, repository, chunk, to_send, day, revenue).outgoing
-        touched.update(to_send[USER].dropna())
-        for item in sorted(outgoing, key=lambda item: item.event.occurred_at):
+        prepared = prepare_chunk(store, repository, chunk, to_send, day, now)
+        touched.update(prepared.contacts)
+        for item in sorted(prepared.outgoing, key=lambda item: item.event.occurred_at):
             if item.attributes is not None and item.event.nami_user_id:
                 carried_last[item.event.nami_user_id] = item.attributes
+        outgoing, _held = with_converted_revenue(prepared.outgoing, revenue)
         yield from client.render_events(outgoing)
     targets, _ = attribute_targets(
         store=store,

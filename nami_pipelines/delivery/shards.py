@@ -19,12 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.clients import client_for
 from nami_pipelines.delivery.ledger import DeliveryLedger
-from nami_pipelines.delivery.run import (
-    DAY_CHUNK_ROWS,
-    DeliveryReport,
-    count_selected,
-    deliver_day,
-)
+from nami_pipelines.delivery.read import DAY_CHUNK_ROWS
+from nami_pipelines.delivery.report import DeliveryReport
+from nami_pipelines.delivery.run import deliver_day
+from nami_pipelines.delivery.select import count_selected
 from nami_pipelines.events.store import EventStore, UserSpan
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository

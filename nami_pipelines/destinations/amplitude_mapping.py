@@ -55,7 +55,7 @@ REVENUE_TYPE: Final = "purchase"
 ENVIRONMENT_PROPERTY: Final = "environment"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per event sent: not frozen, see `NamiEvent`
 class AmplitudeEvent:
     """One event for the HTTP V2 API: its JSON `body` and the Nami event it carries."""
 

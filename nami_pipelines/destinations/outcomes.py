@@ -2,15 +2,16 @@
 stop an integration without deciding anything about its events."""
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 SKIPPED = "skipped"
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Final for one event: accepted, rejected (with the API's reason) or skipped (with ours)."""
+class Outcome(NamedTuple):
+    """Final for one event: accepted, rejected (with the API's reason) or skipped (with ours).
+    A tuple: one is made per event sent, and a tuple is the cheapest immutable record."""
 
     event_id: str
     status: str

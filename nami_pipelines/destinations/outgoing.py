@@ -22,7 +22,7 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per event sent: not frozen, see `NamiEvent`
 class OutgoingEvent:
     """One event to send; `attributes` are the user's `namiml_*` as of this event for `user.*`
     events (docs/attributes.md) and None for device events, which carry no attributes;

@@ -3,16 +3,20 @@ one platform.
 
 A plain value, so a caller can say what it reads without the store knowing why: whoever knows
 the integrations builds it, and the store applies it without knowing any. The rule is written
-here once, as SQL for the queries that count in the database and on frames for rows already
-read, so the two cannot drift apart.
+here once, as SQL for the queries that count in the database, on frames, and on the plain rows
+delivery reads, so they cannot drift apart.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement
 
 from nami_pipelines.events.tables import nami_events
+
+_POSITION = {column.name: index for index, column in enumerate(nami_events.columns)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +45,19 @@ class EventFilter:
         if self.platform_type is not None:
             chosen &= rows["platform_type"] == self.platform_type
         return chosen
+
+    def row_test(self) -> Callable[[tuple[Any, ...]], bool]:
+        """The rule on rows as `EventStore.read_rows_by_user` gives them (tuples in the order
+        of `nami_events.columns`), built once so that testing a row is a few lookups."""
+        app, kind, platform = (
+            _POSITION[name] for name in ("app_id", "event_type", "platform_type")
+        )
+        app_id, wanted = self.app_id, self.platform_type
+        types = frozenset(self.event_types) if self.event_types is not None else None
+        if types is None and wanted is None:
+            return lambda row: row[app] == app_id
+        if wanted is None:
+            return lambda row: row[app] == app_id and row[kind] in types
+        if types is None:
+            return lambda row: row[app] == app_id and row[platform] == wanted
+        return lambda row: row[app] == app_id and row[kind] in types and row[platform] == wanted

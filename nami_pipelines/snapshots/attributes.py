@@ -1,7 +1,7 @@
 """The one definition of the eight `namiml_*` attributes (docs/attributes.md) and of a user's
 values."""
 
-from typing import Final
+from typing import Any, Final
 
 ACTIVE_ENTITLEMENTS: Final = "namiml_active_entitlements"
 ACTIVE_SKUS: Final = "namiml_active_skus"
@@ -30,3 +30,29 @@ ATTRIBUTE_NAMES: Final[tuple[str, ...]] = LIST_ATTRIBUTES + FLAG_ATTRIBUTES
 UserAttributes = dict[str, list[str] | bool]
 
 SNAPSHOT_COLUMNS: Final[tuple[str, ...]] = ("nami_user_id", "external_id", *ATTRIBUTE_NAMES)
+
+
+def attribute_flags(
+    journey: tuple[Any, Any, Any, Any], has_active: Any, once_paid: Any
+) -> dict[str, Any]:
+    """The four flag attributes (docs/attributes.md) from the latest `user.*` event's journey
+    flags (former_subscriber, in_grace_period, in_trial_period, in_intro_offer_period), whether
+    any of its entitlements is active, and whether the user ever paid.
+
+    The one statement of these rules: written with `&`, `|` and `^ True` (not `and`, `or`,
+    `not`), so the same lines serve a single user (Python booleans) and a whole snapshot (numpy
+    arrays of booleans).
+    """
+    former, grace, trial, intro = journey
+    return {
+        FORMER_SUBSCRIBER: former | (once_paid & (has_active ^ True)),
+        IN_GRACE_PERIOD: grace & has_active,
+        IN_TRIAL_PERIOD: trial & has_active,
+        IN_INTRO_OFFER_PERIOD: intro & has_active,
+    }
+
+
+def pays_now(has_active: Any, in_trial_period: Any) -> Any:
+    """Whether an event shows the user paying: an entitlement active at that moment, outside a
+    free trial (what makes a user a former subscriber once nothing is active)."""
+    return has_active & (in_trial_period ^ True)

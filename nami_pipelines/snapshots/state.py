@@ -23,13 +23,12 @@ from nami_pipelines.snapshots.attributes import (
     ACTIVE_SKUS,
     DEVICE_IDS,
     DEVICE_PLATFORMS,
-    FORMER_SUBSCRIBER,
-    IN_GRACE_PERIOD,
-    IN_INTRO_OFFER_PERIOD,
-    IN_TRIAL_PERIOD,
     SNAPSHOT_COLUMNS,
+    attribute_flags,
+    pays_now,
 )
 
+# The journey flags the attributes depend on, in the order `attribute_flags` takes them.
 JOURNEY_FLAGS: tuple[str, ...] = (
     "former_subscriber",
     "in_grace_period",
@@ -162,7 +161,7 @@ def parse_user_events(user_events: pd.DataFrame) -> ParsedUserEvents:
     )
     rows_with_active = np.zeros(len(events), dtype=bool)
     rows_with_active[entitlements["event_row"].to_numpy()[active_then]] = True
-    events["once_paid"] = rows_with_active & ~events["in_trial_period"].to_numpy()
+    events["once_paid"] = pays_now(rows_with_active, events["in_trial_period"].to_numpy())
     return ParsedUserEvents(events, entitlements, devices)
 
 
@@ -271,36 +270,15 @@ def user_rows(events: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-@dataclass(frozen=True)
-class UsersEvents:
-    """Events that belong to a user, their `user.*` subset and its parse. Delivery folds the same
-    events twice (the attributes as of each event, then the state after them); splitting and
-    parsing them once serves both."""
-
-    events: pd.DataFrame
-    user_events: pd.DataFrame
-    parsed: ParsedUserEvents
-
-
-def users_events(events: pd.DataFrame | UsersEvents) -> UsersEvents:
-    """Split and parse events (columns of `nami_events`) once for `advance_state` and
-    `attributes_at_events`; rows without a `nami_user_id` belong to no user and are dropped.
-    Events already split are returned as they are."""
-    if isinstance(events, UsersEvents):
-        return events
-    events = user_rows(events)
-    user_events = events[events["event_type"].str.startswith(USER_EVENT_PREFIX)]
-    return UsersEvents(events, user_events, parse_user_events(user_events))
-
-
-def advance_state(state: SnapshotState, events: pd.DataFrame | UsersEvents) -> SnapshotState:
+def advance_state(state: SnapshotState, events: pd.DataFrame) -> SnapshotState:
     """Fold events (columns of `nami_events`, `occurred_at` UTC-aware) into the state.
 
     The caller chooses which events count (e.g. those with `occurred_at` in a day); rows without
     a `nami_user_id` do not belong to any user's snapshot and are ignored.
     """
-    split = users_events(events)
-    events, user_events, parsed = split.events, split.user_events, split.parsed
+    events = user_rows(events)
+    user_events = events[events["event_type"].str.startswith(USER_EVENT_PREFIX)]
+    parsed = parse_user_events(user_events)
     if events.empty:
         return state
     winners, entitlements = _latest_user_events(state, parsed)
@@ -366,13 +344,10 @@ def materialize_snapshot(state: SnapshotState, at: pd.Timestamp) -> pd.DataFrame
     snapshot[DEVICE_IDS] = _group_lists(owners, devices["device_id"], index)
     platforms = devices["platform_id"].astype(object).where(devices["platform_id"].notna(), "")
     snapshot[DEVICE_PLATFORMS] = _group_lists(owners, platforms, index)
-    flags = {flag: users[flag].to_numpy(dtype=bool) for flag in JOURNEY_FLAGS}
-    snapshot[FORMER_SUBSCRIBER] = flags["former_subscriber"] | (
-        ~has_active & users["once_paid"].to_numpy(dtype=bool)
-    )
-    snapshot[IN_GRACE_PERIOD] = flags["in_grace_period"] & has_active
-    snapshot[IN_TRIAL_PERIOD] = flags["in_trial_period"] & has_active
-    snapshot[IN_INTRO_OFFER_PERIOD] = flags["in_intro_offer_period"] & has_active
+    journey = tuple(users[flag].to_numpy(dtype=bool) for flag in JOURNEY_FLAGS)
+    once_paid = users["once_paid"].to_numpy(dtype=bool)
+    for name, values in attribute_flags(journey, has_active, once_paid).items():  # type: ignore[arg-type]
+        snapshot[name] = values
     return snapshot.reset_index()[list(SNAPSHOT_COLUMNS)]
 
 

@@ -1,4 +1,5 @@
-"""Attributes as of each user.* event equal the snapshot of that user just after that event."""
+"""Attributes as of each user.* event, from the running state delivery folds each user's events
+into, equal the from-scratch snapshot of that user just after that event."""
 
 import json
 from datetime import date
@@ -6,10 +7,18 @@ from datetime import date
 import pandas as pd
 
 from nami_pipelines.samples import generate_events
-from nami_pipelines.snapshots.at_events import attributes_at_events
-from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES
+from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 from nami_pipelines.snapshots.compute import compute_snapshot, state_from_chunks
-from nami_pipelines.snapshots.state import empty_state
+from nami_pipelines.snapshots.running import fold_events, running_states
+from nami_pipelines.snapshots.state import SnapshotState, empty_state
+
+
+def attributes_at_events(
+    state_before: SnapshotState, events: pd.DataFrame
+) -> dict[str, UserAttributes]:
+    """Each user's events folded into a running state seeded from `state_before`."""
+    users = events["nami_user_id"].dropna().unique().tolist()
+    return fold_events(running_states(state_before, users), events)
 
 
 def generated_frame(users: int, days: int) -> pd.DataFrame:

@@ -1,0 +1,74 @@
+"""Read: a day's rows of one app, grouped by user and in time order, in chunks of whole users.
+
+A chunk holds every event of its users in the day (the attributes as of an event depend on the
+devices seen earlier that day), as plain tuples: each row is visited once, by the state stage,
+and a DataFrame would cost more to build than that visit. `DayRow` names the positions.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Final
+
+from nami_pipelines.config import AnyIntegration
+from nami_pipelines.destinations.selection import event_filter
+from nami_pipelines.events.store import EventStore, UserSpan
+from nami_pipelines.events.tables import nami_events
+from nami_pipelines.snapshots.daily import day_end
+
+DAY_CHUNK_ROWS: Final = 20_000
+# Positions in a row, as `nami_events.columns` orders them (`USER_AT`: where the user id is).
+_POSITION: Final = {column.name: index for index, column in enumerate(nami_events.columns)}
+EVENT_ID: Final = _POSITION["event_id"]
+OCCURRED_AT: Final = _POSITION["occurred_at"]
+USER_AT: Final = _POSITION["nami_user_id"]
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DayChunk:
+    """Some users' rows of the day (events without a user come first, in the first chunk) and
+    which of them this integration sends, in the same order."""
+
+    rows: list[Row]
+    selected: list[Row]
+
+
+def day_chunks(
+    store: EventStore,
+    integration: AnyIntegration,
+    day: date,
+    chunk_rows: int = DAY_CHUNK_ROWS,
+    users: UserSpan | None = None,
+) -> Iterator[DayChunk]:
+    """The day's rows (of the `users` span only, if given) in chunks of about `chunk_rows`."""
+    chosen = event_filter(integration).row_test()
+    parts = store.read_rows_by_user(
+        occurred_after=day_end(day - timedelta(days=1)),
+        occurred_until=day_end(day),
+        app_id=integration.app_id,
+        chunk_rows=chunk_rows,
+        users=users,
+    )
+    for rows in _whole_users(parts):
+        yield DayChunk(rows, [row for row in rows if chosen(row)])
+
+
+def _whole_users(parts: Iterator[list[Row]]) -> Iterator[list[Row]]:
+    """Re-cut parts ordered by user so that no user's rows span two chunks."""
+    pending: list[Row] = []
+    for part in parts:
+        rows = pending + part if pending else part
+        last_user = rows[-1][USER_AT]
+        boundary = len(rows)
+        if last_user is not None:
+            while boundary > 0 and rows[boundary - 1][USER_AT] == last_user:
+                boundary -= 1
+        if boundary == 0:
+            pending = rows
+            continue
+        pending = rows[boundary:]
+        yield rows[:boundary]
+    if pending:
+        yield pending

@@ -1,0 +1,127 @@
+"""State: one pass over a chunk's rows gives the events to send, each `user.*` event with the
+attributes as of itself, and each user's state at the end, for the closing profile update.
+
+Every user with an event to send gets one `RunningState`, seeded from the stored state before
+the day (one lookup for the whole chunk, `state_of_users_at`), then moved forward by each of
+the user's rows in time order. A payload is parsed once, only when the row is sent or is a
+`user.*` event that moves the state; rows of users with nothing to send are not parsed at all.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import orjson
+
+from nami_pipelines.delivery.read import EVENT_ID, USER_AT, DayChunk
+from nami_pipelines.destinations.outgoing import OutgoingEvent
+from nami_pipelines.event_types import is_user_event
+from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.events.store import EventStore
+from nami_pipelines.snapshots.attributes import UserAttributes
+from nami_pipelines.snapshots.current import state_of_users_at
+from nami_pipelines.snapshots.daily import day_end
+from nami_pipelines.snapshots.repository import SnapshotRepository
+from nami_pipelines.snapshots.running import RunningState, fold_events, running_states
+
+_NOT_READ: dict = {}
+
+
+@dataclass(slots=True)
+class Contact:
+    """Where a user's closing attribute update goes: the environment of their latest sent
+    event and the latest device among their sent events."""
+
+    environment: str
+    device_id: str | None
+
+
+@dataclass(slots=True)
+class PreparedChunk:
+    """A chunk's claimed events ready to map, and what the closing update needs."""
+
+    outgoing: list[OutgoingEvent] = field(default_factory=list)
+    # Per sent `user.*` event: its user and the attributes it carries.
+    carried: dict[str, tuple[str, UserAttributes]] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    # Per user with events sent: the state counting every event up to `now`.
+    closing: dict[str, RunningState] = field(default_factory=dict)
+
+
+def prepare_chunk(
+    store: EventStore,
+    repository: SnapshotRepository,
+    chunk: DayChunk,
+    claimed: set[str],
+    day: date,
+    now: datetime,
+) -> PreparedChunk:
+    """The claimed events of `chunk` with their attributes, in the chunk's order (by user, then
+    time), and the touched users' states as of `now`."""
+    users = sorted(
+        {
+            row[USER_AT]
+            for row in chunk.selected
+            if row[USER_AT] is not None and row[EVENT_ID] in claimed
+        }
+    )
+    states = _seeded(store, repository, users, day)
+    prepared = PreparedChunk()
+    closing = prepared.closing
+    for row in chunk.rows:
+        # The columns of `nami_events`, in order.
+        event_id, event_type, occurred_at, _, _, app_platform_id, _, user = row[:8]
+        external_id, device_id, environment, payload_json = row[8:]
+        state = states.get(user) if user is not None else None
+        sent = event_id in claimed
+        if state is None and not sent:
+            continue
+        user_event = is_user_event(event_type)
+        payload = orjson.loads(payload_json) if sent or user_event else _NOT_READ
+        attributes: UserAttributes | None = None
+        if state is not None:
+            if occurred_at > now and user not in closing:
+                closing[user] = state.copy()  # a clock ahead of ours: "now" ends here
+            state.see(external_id, device_id, app_platform_id)
+            if user_event:
+                state.fold_user_event(occurred_at, app_platform_id, payload)
+                if sent:
+                    attributes = state.attributes_at(occurred_at)
+        if not sent:
+            continue
+        event = NamiEvent(*row[:3], *row[4:11], payload, payload_json)
+        prepared.outgoing.append(OutgoingEvent(event, attributes))
+        if user is None:
+            continue
+        if attributes is not None:
+            prepared.carried[event_id] = (user, attributes)
+        contact = prepared.contacts.get(user)
+        if contact is None:
+            prepared.contacts[user] = Contact(environment, device_id)
+        else:
+            contact.environment = environment
+            if device_id is not None:
+                contact.device_id = device_id
+    for user in users:
+        closing.setdefault(user, states[user])
+    if now > day_end(day):
+        _fold_later_events(store, closing, day, now)
+    return prepared
+
+
+def _seeded(
+    store: EventStore, repository: SnapshotRepository, users: list[str], day: date
+) -> dict[str, RunningState]:
+    """The users' states at the end of the day before: one lookup for the chunk."""
+    before = state_of_users_at(store, repository, users, day_end(day - timedelta(days=1)))
+    return running_states(before, users)
+
+
+def _fold_later_events(
+    store: EventStore, closing: dict[str, RunningState], day: date, now: datetime
+) -> None:
+    """A day sent after it ended (yesterday's, a backfill): the users' events since then count
+    for their attributes now."""
+    for later in store.read_events(
+        occurred_after=day_end(day), occurred_until=now, nami_user_ids=list(closing)
+    ):
+        fold_events(closing, later)
