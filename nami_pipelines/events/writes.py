@@ -77,29 +77,25 @@ def write_batch(connection: Connection, batch: WriteBatch) -> InsertOutcome:
 
 def insert_new_events(connection: Connection, batch: WriteBatch) -> InsertOutcome:
     """An `event_id` already stored with the same content is a duplicate (a reload or a retry is
-    a no-op); with different content it is a conflict, quarantined rather than overwritten."""
+    a no-op); with different content it is a conflict, quarantined rather than overwritten. An
+    id repeated within the batch is compared with its first occurrence."""
     outcome = InsertOutcome()
     if not batch.events:
         return outcome
-    last_seq = _lock_sequence(connection)
     rows = [event.row() for event in batch.events]
     first_of_id: dict[str, dict[str, Any]] = {}
     for row in rows:
         first_of_id.setdefault(row["event_id"], row)
     if connection.dialect.name == "postgresql":
-        stored = _insert_fresh_on_postgresql(connection, list(first_of_id.values()), last_seq)
+        stored, inserted = _insert_fresh_on_postgresql(connection, list(first_of_id.values()))
     else:
-        stored = _stored_rows(connection, list(first_of_id))
-    new_rows: list[dict[str, Any]] = []
+        stored, inserted = _insert_fresh(connection, first_of_id)
     for index, row in enumerate(rows):
         event_id = row["event_id"]
         previous = stored.get(event_id)
-        if previous is None:
-            last_seq += 1
-            new_rows.append({**row, "loaded_seq": last_seq})
-            stored[event_id] = row
+        if previous is None and event_id in inserted and first_of_id[event_id] is row:
             outcome.fates.append("loaded")
-        elif _same_content(previous, row):
+        elif _same_content(previous or first_of_id[event_id], row):
             outcome.duplicates += 1
             outcome.fates.append("duplicate")
         else:
@@ -113,14 +109,30 @@ def insert_new_events(connection: Connection, batch: WriteBatch) -> InsertOutcom
                     event_id=event_id,
                 )
             )
-    if new_rows and connection.dialect.name != "postgresql":
-        connection.execute(insert(nami_events), new_rows)
-        connection.execute(update(nami_events_sequence).values(last_seq=last_seq))
-    outcome.loaded = len(new_rows)
+    outcome.loaded = len(inserted)
     return outcome
 
 
+def _insert_fresh(
+    connection: Connection, first_of_id: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict], set[str]]:
+    """Under the sequence lock: the rows already stored, then the others inserted with the next
+    numbers; returns the stored rows and the ids inserted."""
+    last_seq = _lock_sequence(connection)
+    stored = _stored_rows(connection, list(first_of_id))
+    new_rows = []
+    for event_id, row in first_of_id.items():
+        if event_id not in stored:
+            last_seq += 1
+            new_rows.append({**row, "loaded_seq": last_seq})
+    if new_rows:
+        connection.execute(insert(nami_events), new_rows)
+        connection.execute(update(nami_events_sequence).values(last_seq=last_seq))
+    return stored, {row["event_id"] for row in new_rows}
+
+
 _STORED_COLUMNS = ", ".join(c.name for c in nami_events.columns if c.name != "loaded_seq")
+_NULLS_AFTER_EVENT_ID = ", ".join(["NULL"] * (len(_STORED_COLUMNS.split(", ")) - 1))
 _INSERT_FRESH_ON_POSTGRESQL = text(
     f"""
     WITH incoming AS (
@@ -131,33 +143,51 @@ _INSERT_FRESH_ON_POSTGRESQL = text(
         SELECT incoming.*, row_number() OVER (ORDER BY ordinality) AS position FROM incoming
         WHERE NOT EXISTS (SELECT 1 FROM nami_events AS e WHERE e.event_id = incoming.event_id)
     ),
+    advanced AS (
+        UPDATE nami_events_sequence SET last_seq = last_seq + (SELECT count(*) FROM fresh)
+        RETURNING last_seq - (SELECT count(*) FROM fresh) AS base
+    ),
     inserted AS (
         INSERT INTO nami_events ({_STORED_COLUMNS}, loaded_seq)
-        SELECT {_STORED_COLUMNS}, :last_seq + position FROM fresh
-        RETURNING 1
-    ),
-    advanced AS (
-        UPDATE nami_events_sequence SET last_seq = :last_seq + (SELECT count(*) FROM inserted)
+        SELECT {_STORED_COLUMNS}, advanced.base + fresh.position FROM fresh CROSS JOIN advanced
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id, loaded_seq
     )
-    SELECT {_STORED_COLUMNS} FROM nami_events
+    SELECT {_STORED_COLUMNS}, NULL AS loaded_seq FROM nami_events
     WHERE event_id IN (SELECT event_id FROM incoming)
+    UNION ALL
+    SELECT inserted.event_id, {_NULLS_AFTER_EVENT_ID}, inserted.loaded_seq FROM inserted
     """
 )
 
 
 def _insert_fresh_on_postgresql(
-    connection: Connection, rows: list[dict[str, Any]], last_seq: int
-) -> dict[str, dict]:
-    """Insert the rows whose id is not stored, numbered after `last_seq` in order, and advance
-    the sequence, in one statement (a round trip each would be most of a webhook group's
-    commit); returns the rows that were already stored. The statement's one snapshot, taken
-    after the sequence lock, does not see its own inserts, so what it returns is exactly what
-    was there before. `rows` hold each id once."""
+    connection: Connection, rows: list[dict[str, Any]]
+) -> tuple[dict[str, dict], set[str]]:
+    """Lock the sequence, insert the rows whose id is not stored with the next numbers in
+    order, and advance the sequence, in one statement: each round trip is a large part of a
+    webhook group's commit. Returns the rows already stored and the ids inserted.
+
+    The statement reads with one snapshot, taken before it waits for the sequence lock; the
+    UPDATE then reads the sequence as the writer before it committed it, so numbers still follow
+    commit order. A row another writer committed in between is not inserted (`ON CONFLICT`); it
+    costs a gap in `loaded_seq` and one more query to compare it. `rows` hold each id once."""
     document = orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
-    found = connection.execute(
-        _INSERT_FRESH_ON_POSTGRESQL, {"rows": document, "last_seq": last_seq}
-    )
-    return {row["event_id"]: dict(row) for row in found.mappings()}
+    stored: dict[str, dict] = {}
+    inserted: set[str] = set()
+    for row in connection.execute(_INSERT_FRESH_ON_POSTGRESQL, {"rows": document}).mappings():
+        if row["loaded_seq"] is None:
+            stored[row["event_id"]] = {key: row[key] for key in row if key != "loaded_seq"}
+        else:
+            inserted.add(row["event_id"])
+    raced = [
+        row["event_id"]
+        for row in rows
+        if row["event_id"] not in stored and row["event_id"] not in inserted
+    ]
+    if raced:
+        stored.update(_stored_rows(connection, raced))
+    return stored, inserted
 
 
 def _lock_sequence(connection: Connection) -> int:
