@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from nami_pipelines.destinations.limits import (
+from nami_pipelines.api_limits import (
     AMPLITUDE_MAX_EVENTS_PER_REQUEST,
     AMPLITUDE_MAX_REQUEST_BYTES,
     MPARTICLE_MAX_BATCHES_PER_REQUEST,

@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from nami_pipelines.destinations.limits import AMPLITUDE_MAX_EVENTS_PER_REQUEST
+from nami_pipelines.api_limits import AMPLITUDE_MAX_EVENTS_PER_REQUEST
 from nami_pipelines.event_types import SENDABLE_EVENT_TYPES
 from nami_pipelines.revenue_settings import BASE_DIR_CONTEXT, MParticleRevenue, RevenueSettings
 from nami_pipelines.settings import INTEGRATIONS_FILE_VARIABLE, PROJECT_ROOT

@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from nami_pipelines.config import AmplitudeIntegration
-from nami_pipelines.destinations.converted_price import ConvertedPrice
-from nami_pipelines.destinations.limits import (
+from nami_pipelines.api_limits import (
     AMPLITUDE_DEFAULT_MIN_ID_LENGTH,
     AMPLITUDE_MAX_ARRAY_ENTRIES,
     AMPLITUDE_MAX_PROPERTY_CHARS,
-    trim,
-    trim_list,
 )
+from nami_pipelines.config import AmplitudeIntegration
+from nami_pipelines.destinations.converted_price import ConvertedPrice
+from nami_pipelines.destinations.limits import trim, trim_list
 from nami_pipelines.destinations.outgoing import (
     SANDBOX,
     AttributeUpdateTarget,

@@ -1,10 +1,9 @@
-"""The APIs' size limits (docs/mparticle.md, docs/amplitude.md) and the trimming both mappings
-apply to stay inside them.
+"""Trimming and encoding to the APIs' size limits (docs/mparticle.md, docs/amplitude.md), which
+both mappings apply to stay inside them.
 
 Values are trimmed rather than refused: one over-long paywall name must not cost the event, and
 the receiving APIs truncate anyway; trimming here makes what is sent, and recorded, exact.
-Byte limits use the strict decimal reading ("128 KB" = 128,000 bytes): a request that fits
-here fits whichever reading the API applies.
+The limits themselves are in `nami_pipelines/api_limits.py`.
 """
 
 import json
@@ -12,22 +11,6 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import orjson
-
-# mParticle Events API (docs/mparticle.md).
-MPARTICLE_MAX_BATCHES_PER_REQUEST: Final = 100
-MPARTICLE_MAX_REQUEST_BYTES: Final = 256_000
-MPARTICLE_MAX_BATCH_BYTES: Final = 128_000
-MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS: Final = 4096
-MPARTICLE_MAX_LIST_ENTRIES: Final = 1000
-MPARTICLE_MAX_LIST_ENTRY_CHARS: Final = 512
-
-# Amplitude HTTP V2 API (docs/amplitude.md).
-AMPLITUDE_MAX_EVENTS_PER_REQUEST: Final = 2000
-AMPLITUDE_MAX_REQUEST_BYTES: Final = 1_000_000
-AMPLITUDE_MAX_PROPERTY_CHARS: Final = 1024
-# Amplitude documents no array length limit; the mParticle one keeps both profiles alike.
-AMPLITUDE_MAX_ARRAY_ENTRIES: Final = MPARTICLE_MAX_LIST_ENTRIES
-AMPLITUDE_DEFAULT_MIN_ID_LENGTH: Final = 5
 
 # Bodies are encoded with orjson: compact UTF-8, several times faster than the standard library
 # on the send path. What it refuses (a lone surrogate, an integer beyond 64 bits) falls back to

@@ -16,17 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from nami_pipelines.config import MParticleIntegration
-from nami_pipelines.destinations.converted_price import ConvertedPrice
-from nami_pipelines.destinations.limits import (
+from nami_pipelines.api_limits import (
     MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
     MPARTICLE_MAX_LIST_ENTRIES,
     MPARTICLE_MAX_LIST_ENTRY_CHARS,
-    as_text,
-    canonical_text,
-    trim,
-    trim_list,
 )
+from nami_pipelines.config import MParticleIntegration
+from nami_pipelines.destinations.converted_price import ConvertedPrice
+from nami_pipelines.destinations.limits import as_text, canonical_text, trim, trim_list
 from nami_pipelines.destinations.outgoing import (
     SANDBOX,
     AttributeUpdateTarget,

@@ -11,15 +11,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
-from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent
-from nami_pipelines.destinations.limits import (
+from nami_pipelines.api_limits import (
     AMPLITUDE_MAX_EVENTS_PER_REQUEST,
     AMPLITUDE_MAX_REQUEST_BYTES,
     MPARTICLE_MAX_BATCH_BYTES,
     MPARTICLE_MAX_BATCHES_PER_REQUEST,
     MPARTICLE_MAX_REQUEST_BYTES,
-    encode,
 )
+from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent
+from nami_pipelines.destinations.limits import encode
 from nami_pipelines.destinations.mparticle_mapping import MParticleBatch
 from nami_pipelines.destinations.outgoing import Skipped
 

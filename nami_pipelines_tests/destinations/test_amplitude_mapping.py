@@ -5,15 +5,12 @@ from typing import Any
 
 import pytest
 
+from nami_pipelines.api_limits import AMPLITUDE_MAX_ARRAY_ENTRIES, AMPLITUDE_MAX_PROPERTY_CHARS
 from nami_pipelines.destinations.amplitude_mapping import (
     AmplitudeEvent,
     amplitude_request_options,
     build_amplitude_events,
     build_identification,
-)
-from nami_pipelines.destinations.limits import (
-    AMPLITUDE_MAX_ARRAY_ENTRIES,
-    AMPLITUDE_MAX_PROPERTY_CHARS,
 )
 from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent, Skipped
 from nami_pipelines.event_types import SENDABLE_EVENT_TYPES

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nami_pipelines.destinations.limits import (
+from nami_pipelines.api_limits import (
     MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
     MPARTICLE_MAX_LIST_ENTRIES,
     MPARTICLE_MAX_LIST_ENTRY_CHARS,

@@ -7,12 +7,9 @@ from typing import Any
 
 import pytest
 
+from nami_pipelines.api_limits import MPARTICLE_MAX_BATCH_BYTES, MPARTICLE_MAX_REQUEST_BYTES
 from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent, build_amplitude_events
-from nami_pipelines.destinations.limits import (
-    MPARTICLE_MAX_BATCH_BYTES,
-    MPARTICLE_MAX_REQUEST_BYTES,
-    encode,
-)
+from nami_pipelines.destinations.limits import encode
 from nami_pipelines.destinations.mparticle_mapping import MParticleBatch, build_mparticle_batches
 from nami_pipelines.destinations.outgoing import OutgoingEvent, Skipped
 from nami_pipelines.destinations.packing import (
