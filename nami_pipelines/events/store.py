@@ -4,25 +4,19 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
-    Engine,
     and_,
-    create_engine,
-    event,
     func,
     insert,
-    inspect,
-    make_url,
     or_,
     select,
-    text,
 )
 
+from nami_pipelines.events.engine import add_quarantine_content_key, create_store_engine
 from nami_pipelines.events.filter import EventFilter
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.events.tables import (
@@ -41,30 +35,6 @@ from nami_pipelines.events.writes import (
 )
 
 READ_CHUNK_ROWS = 50_000
-
-
-def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets the sensor read while a loader writes; the busy timeout makes writers queue."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
-    cursor.close()
-
-
-def create_store_engine(url: str) -> Engine:
-    """An engine for the URL, with the SQLite folder created and SQLite tuned for concurrency."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
-        event.listen(engine, "connect", _tune_sqlite)
-        return engine
-    # A database host that accepts no connection must fail a request (a 503 at the receiver,
-    # a failed step in a run), not hang it: a bounded connect unless the URL sets its own.
-    options = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
-    return create_engine(url, pool_pre_ping=True, connect_args=options)
 
 
 def to_utc_series(values: pd.Series) -> pd.Series:
@@ -96,7 +66,7 @@ class EventStore:
         self.url = url
         self.engine = create_store_engine(url)
         metadata.create_all(self.engine)
-        _add_quarantine_content_key(self.engine)
+        add_quarantine_content_key(self.engine)
         with self.engine.begin() as connection:
             exists = connection.execute(select(nami_events_sequence.c.sequence_id)).first()
             if exists is None:
@@ -170,24 +140,6 @@ class EventStore:
             chunk = users[start : start + PRESENCE_QUERY_CHUNK]
             yield from self._stream(query.where(nami_events.c.nami_user_id.in_(chunk)), chunk_rows)
 
-    def read_events_by_user(
-        self,
-        *,
-        occurred_after: datetime,
-        occurred_until: datetime,
-        app_id: str,
-        chunk_rows: int = READ_CHUNK_ROWS,
-        users: UserSpan | None = None,
-    ) -> Iterator[pd.DataFrame]:
-        """An app's events in a window, in chunks that never split one user's events.
-
-        Delivery needs all of a user's events of the window together (the attributes as of an
-        event depend on the devices seen earlier that day). Events without a user come first.
-        With `users`, only the users in that span (and the events without a user if it says so).
-        """
-        query = _by_user(occurred_after, occurred_until, app_id, users)
-        yield from _whole_users(self._stream(query, chunk_rows))
-
     def read_rows_by_user(
         self,
         *,
@@ -197,9 +149,11 @@ class EventStore:
         chunk_rows: int = READ_CHUNK_ROWS,
         users: UserSpan | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows `read_events_by_user` reads, as plain tuples in the order of
-        `nami_events.columns` with `occurred_at` a UTC datetime: for a caller that visits each
-        row once, where a DataFrame would cost more to build than the visit."""
+        """An app's rows in a window, ordered by user then time (rows without a user first;
+        with `users`, only that span's), as plain tuples in the order of `nami_events.columns`
+        with `occurred_at` a UTC datetime: for a caller that visits each row once, where a
+        DataFrame would cost more to build than the visit. Parts are cut by size: a caller that
+        needs whole users re-cuts them."""
         query = _by_user(occurred_after, occurred_until, app_id, users)
         with self.engine.connect() as connection:
             result = connection.execution_options(stream_results=True).execute(query)
@@ -383,19 +337,6 @@ def _by_user(
             nami_events.c.loaded_seq,
         )
     )
-
-
-def _add_quarantine_content_key(engine: Engine) -> None:
-    """Databases made before quarantined lines were keyed get the key column (older rows keep a
-    null key: they stay, and are not matched against)."""
-    if "content_key" in {c["name"] for c in inspect(engine).get_columns("nami_events_quarantine")}:
-        return
-    with engine.begin() as connection:
-        connection.execute(
-            text("ALTER TABLE nami_events_quarantine ADD COLUMN content_key VARCHAR(64)")
-        )
-        for index in nami_events_quarantine.indexes:
-            index.create(connection)
 
 
 def _whole_users(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

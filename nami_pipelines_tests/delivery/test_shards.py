@@ -7,6 +7,7 @@ import pandas as pd
 from nami_pipelines.delivery.ledger import PENDING
 from nami_pipelines.delivery.shards import deliver_day_with_workers, with_workers
 from nami_pipelines.destinations.outcomes import ACCEPTED
+from nami_pipelines.events.tables import nami_events
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
 from nami_pipelines_tests.delivery.test_deliver_day import (
@@ -23,9 +24,15 @@ def test_user_spans_cover_every_event_of_the_day_once(world):  # noqa: F811
         "occurred_until": day_end(day),
         "app_id": world["integrations"]["amplitude_prod"].app_id,
     }
-    everything = pd.concat(list(store.read_events_by_user(**window)))
+    columns = [column.name for column in nami_events.columns]
+
+    def read(**span) -> pd.DataFrame:
+        rows = [row for part in store.read_rows_by_user(**window, **span) for row in part]
+        return pd.DataFrame(rows, columns=columns)
+
+    everything = read()
     spans = store.user_spans(**window, parts=3)
-    parts = [pd.concat(list(store.read_events_by_user(**window, users=span))) for span in spans]
+    parts = [read(users=span) for span in spans]
     assert len(spans) == 3 and all(len(part) > len(everything) / 6 for part in parts)
     ids = [event_id for part in parts for event_id in part["event_id"]]
     assert sorted(ids) == sorted(everything["event_id"])
