@@ -6,6 +6,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from nami_pipelines.config import AmplitudeIntegration
+from nami_pipelines.destinations.amplitude_answers import (
+    is_identify_answer,
+    is_key_refused,
+    over_daily_quota,
+    project_wide,
+    rejected_positions,
+    throttled_by_id,
+)
 from nami_pipelines.destinations.amplitude_mapping import (
     AmplitudeEvent,
     amplitude_request_options,
@@ -58,11 +66,6 @@ from nami_pipelines.snapshots.attributes import UserAttributes
 
 EventsRequest = PackedRequest[AmplitudeEvent]
 JSON_HEADERS = {"Content-Type": "application/json"}
-INVALID_INDEX_FIELDS = (
-    "events_with_invalid_fields",
-    "events_with_missing_fields",
-    "events_with_invalid_id_lengths",
-)
 THROTTLE_HOLD_SECONDS = 30.0
 DEFAULT_EPS_THRESHOLD = 30
 IDENTIFICATIONS_PER_REQUEST = 500
@@ -78,45 +81,6 @@ class IdentifyRequest:
 
     def __repr__(self) -> str:
         return f"IdentifyRequest({len(self.users)} users)"
-
-
-def _rejected_positions(body: dict) -> dict[int, list[str]]:
-    """Event positions an Amplitude 400 names, with the problems found on each."""
-    problems: dict[int, list[str]] = {}
-    for key in INVALID_INDEX_FIELDS:
-        for field, positions in (body.get(key) or {}).items():
-            for position in positions:
-                problems.setdefault(int(position), []).append(f"{key}: {field}")
-    for position in body.get("silenced_events") or []:
-        problems.setdefault(int(position), []).append("silenced_events")
-    return problems
-
-
-def _throttled_by_id(body: dict, ids: Sequence[str | None]) -> dict[str | None, list[int]]:
-    """The positions a 429 lists as throttled, grouped by the user or device at each."""
-    listed = {int(p) for p in body.get("throttled_events") or [] if int(p) < len(ids)}
-    by_id: dict[str | None, list[int]] = {}
-    for position in sorted(listed):
-        by_id.setdefault(ids[position], []).append(position)
-    return by_id
-
-
-def _project_wide(body: dict, throttled_by_id: dict[str | None, list[int]]) -> bool:
-    """A 429 for the project as a whole rather than for busy users or devices: it names none,
-    and the events it throttles are not all one id's."""
-    named = body.get("throttled_users") or body.get("throttled_devices")
-    return not named and len(throttled_by_id) > 1
-
-
-def is_key_refused(response: HttpResponse) -> bool:
-    """Amplitude's 400 "Invalid API key" (also its answer to a missing key)."""
-    body = parse_json(response.body)
-    error = str(body.get("error", "")) if isinstance(body, dict) else ""
-    return response.status == 400 and "invalid api key" in error.lower()
-
-
-def is_identify_answer(response: HttpResponse) -> bool:
-    return response.body.strip().lower() == "success" or is_json_object(response)
 
 
 class AmplitudeClient:
@@ -191,7 +155,7 @@ class AmplitudeClient:
         self, request: EventsRequest, response: HttpResponse, body: dict
     ) -> Handling[EventsRequest]:
         """Dead-letter exactly the events Amplitude named; resend the rest (nothing was taken)."""
-        problems = _rejected_positions(body)
+        problems = rejected_positions(body)
         if not problems:
             reason = (
                 f"Amplitude refused the request without naming an event "
@@ -223,10 +187,13 @@ class AmplitudeClient:
         For busy ids: resend the others at once; the throttled ids' events in waves, ~30 s
         apart, each with at most half the allowed events per id, so a heavy user is not
         throttled forever."""
+        over_quota = over_daily_quota(body, [item.body for item in request.items])
+        if over_quota:
+            return self._over_daily_quota(request, response, body, over_quota)
         ids = [
             str(item.body.get("user_id") or item.body.get("device_id")) for item in request.items
         ]
-        by_id = _throttled_by_id(body, ids)
+        by_id = throttled_by_id(body, ids)
         reason = response_summary(response, limit=200)
         retry_after = response.retry_after()
         if not by_id:
@@ -240,7 +207,7 @@ class AmplitudeClient:
             else []
         )
         threshold = int(body.get("eps_threshold") or DEFAULT_EPS_THRESHOLD)
-        if _project_wide(body, by_id):
+        if project_wide(body, by_id):
             self.pacer.throttled(threshold, len(throttled))
             delay = 0.0 if retry_after is None else self.policy.honour(retry_after)
             paced = Retry(
@@ -259,6 +226,33 @@ class AmplitudeClient:
             for n, wave in enumerate(waves)
         ]
         return Handling(retries=[*held, *rest])
+
+    def _over_daily_quota(
+        self, request: EventsRequest, response: HttpResponse, body: dict, over: list[int]
+    ) -> Handling[EventsRequest]:
+        """Events of users or devices past their daily quota wait for a later run (Amplitude
+        would refuse them all day); the rest of the request goes again at once."""
+        users = sorted(body.get("exceeded_daily_quota_users") or {})
+        devices = sorted(body.get("exceeded_daily_quota_devices") or {})
+        named = ", ".join([*(f"user {u}" for u in users), *(f"device {d}" for d in devices)])
+        reason = (
+            f"HTTP 429: Amplitude's daily quota is spent for {named[:200]}; "
+            "not retried until a later run"
+        )
+        others = [position for position in range(len(request.items)) if position not in over]
+        rest = (
+            [
+                Retry(
+                    take_items(request, others),
+                    "resend after 429",
+                    delay=0,
+                    counts_as_attempt=False,
+                )
+            ]
+            if others
+            else []
+        )
+        return Handling(retries=rest, held=[(take_items(request, over), reason)])
 
     def check_credentials(self) -> CredentialCheck:
         """HTTP V2 with an empty `events` list: Amplitude checks the key first ("Invalid API
@@ -348,8 +342,8 @@ class AmplitudeClient:
         if response.status == 429:
             body = parse_json(response.body)
             body = body if isinstance(body, dict) else {}
-            by_user = _throttled_by_id(body, request.users)
-            if body.get("eps_threshold") and _project_wide(body, by_user):
+            by_user = throttled_by_id(body, request.users)
+            if body.get("eps_threshold") and project_wide(body, by_user):
                 # Identifications count against the project's rate as events do.
                 self.pacer.throttled(int(body["eps_threshold"]), len(request.users))
                 reason = response_summary(response, limit=200)

@@ -137,6 +137,8 @@ class Handling(Generic[Request]):
     retries: list[Retry[Request]] = field(default_factory=list)
     stop: Stop | None = None
     accepted: bool = False
+    # Requests whose events wait for a later run, with the reason (e.g. a daily quota spent).
+    held: list[tuple[Request, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -262,6 +264,8 @@ class Dispatcher(Generic[Request]):
                         on_outcomes(handling.outcomes, work.attempts)
                     if handling.accepted and on_accepted is not None:
                         on_accepted(work.request)
+                    for held, reason in handling.held:
+                        on_unresolved(Unresolved(self._event_ids(held), reason, work.attempts))
                     for retry in handling.retries:
                         self._schedule(retry, work, delayed, tiebreak, on_unresolved)
             if stopped is not None:

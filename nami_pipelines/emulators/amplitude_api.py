@@ -7,6 +7,7 @@ deduped by `insert_id` per api_key and their `user_properties` applied in arriva
 
 import time
 from collections import Counter
+from datetime import UTC, date, datetime
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -47,6 +48,7 @@ BATCH_PATH: Final = "/batch"
 IDENTIFY_PATH: Final = "/identify"
 PATHS: Final = (HTTPAPI_PATH, BATCH_PATH, IDENTIFY_PATH)
 THROTTLED_MESSAGE: Final = "Too many requests for some devices and users"
+DAILY_QUOTA_MESSAGE: Final = "Exceeded daily quota for some devices and users"
 EPS_PER_ID: Final = {
     HTTPAPI_PATH: HTTPAPI_EPS_PER_ID,
     BATCH_PATH: BATCH_EPS_PER_ID,
@@ -92,6 +94,7 @@ def _throttle_reply(
     events: list[int],
     message: str = THROTTLED_MESSAGE,
     headers: dict[str, str] | None = None,
+    **quota: dict[str, int],
 ) -> Reply:
     body = {
         "code": 429,
@@ -100,6 +103,7 @@ def _throttle_reply(
         "throttled_users": users,
         "throttled_devices": devices,
         "throttled_events": events,
+        **quota,
     }
     return json_reply(429, body, headers)
 
@@ -118,12 +122,15 @@ class AmplitudeEmulator:
     def configure(self, settings: EmulatorSettings) -> None:
         self._api_keys = frozenset(settings.amplitude_api_keys)
         self._project_eps = settings.amplitude_project_eps
+        self._daily_id_quota = settings.amplitude_daily_id_quota
         self._buckets: dict[str, TokenBucket] = {}
+        self._sent_today: Counter[tuple[str, str, str, date]] = Counter()
 
     def reset(self) -> None:
         """Forgets rate history with the records, so a test starts from a quiet project."""
         self._windows = {}
         self._buckets = {}
+        self._sent_today = Counter()
         self._accepted_requests = 0
 
     def handle(self, incoming: Incoming, partial: PartialReject | None, tally: Tally) -> Outcome:
@@ -240,6 +247,9 @@ class AmplitudeEmulator:
             kind: Counter(ident for item in items if (ident := item.get(kind)) is not None)
             for kind in ID_FIELDS
         }
+        events = path != IDENTIFY_PATH  # the quota counts events, not identifications
+        if events:
+            self._within_daily_quota(key, counts, items)
         windows = {kind: self._window(path, key, kind) for kind in ID_FIELDS}
         excess = {kind: windows[kind].excess(counts[kind], now) for kind in ID_FIELDS}
         if excess["user_id"] or excess["device_id"]:
@@ -261,6 +271,44 @@ class AmplitudeEmulator:
                 raise _Refused("project_throttled", reply)
         for kind in ID_FIELDS:
             windows[kind].add(counts[kind], now)
+        today = datetime.now(UTC).date()
+        for kind in ID_FIELDS if events else ():
+            for ident, count in counts[kind].items():
+                self._sent_today[(key, kind, ident, today)] += count
+
+    def _within_daily_quota(
+        self, key: str, counts: dict[str, Counter], items: list[dict[str, Any]]
+    ) -> None:
+        """Past a user's or device's daily quota, the whole request is refused with a 429 that
+        names them; their events are not to be retried that day."""
+        if not self._daily_id_quota:
+            return
+        today = datetime.now(UTC).date()
+        over = {
+            kind: {
+                ident: self._daily_id_quota
+                for ident, count in counts[kind].items()
+                if self._sent_today[(key, kind, ident, today)] + count > self._daily_id_quota
+            }
+            for kind in ID_FIELDS
+        }
+        if not over["user_id"] and not over["device_id"]:
+            return
+        listed = [
+            index
+            for index, item in enumerate(items)
+            if item.get("user_id") in over["user_id"] or item.get("device_id") in over["device_id"]
+        ]
+        reply = _throttle_reply(
+            HTTPAPI_EPS_PER_ID,
+            {},
+            {},
+            listed,
+            DAILY_QUOTA_MESSAGE,
+            exceeded_daily_quota_users=over["user_id"],
+            exceeded_daily_quota_devices=over["device_id"],
+        )
+        raise _Refused("daily_quota", reply)
 
     def _ingest(self, key: str, path: str, events: list[dict[str, Any]], tally: Tally) -> None:
         tally["events"] += len(events)

@@ -78,6 +78,7 @@ class EmulatorClient:
         mparticle_credentials: dict[str, str] | None = None,
         amplitude_api_keys: list[str] | None = None,
         amplitude_project_eps: float | None = None,
+        amplitude_daily_id_quota: int | None = None,
         validate_schema: bool | None = None,
         record_payloads: bool | None = None,
     ) -> dict[str, Any]:
@@ -86,6 +87,7 @@ class EmulatorClient:
             "mparticle_credentials": mparticle_credentials,
             "amplitude_api_keys": amplitude_api_keys,
             "amplitude_project_eps": amplitude_project_eps,
+            "amplitude_daily_id_quota": amplitude_daily_id_quota,
             "validate_schema": validate_schema,
             "record_payloads": record_payloads,
         }

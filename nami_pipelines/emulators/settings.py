@@ -31,6 +31,9 @@ class EmulatorSettings:
 
     `amplitude_project_eps` is a per-api_key token bucket (events/s) for benchmarks that want a
     project-wide ceiling; 0 means no ceiling, as on a real project with no quota in sight.
+    `amplitude_daily_id_quota` caps the events one user id or device id may send a project in a
+    UTC day (0: no cap); past it, Amplitude answers 429 with `exceeded_daily_quota_users` /
+    `exceeded_daily_quota_devices`.
     `validate_schema` off skips the mParticle JSON Schema (the size and attribute limits still
     apply); `record_payloads` off keeps counters, dedup and profiles but not the event bodies.
     """
@@ -38,6 +41,7 @@ class EmulatorSettings:
     mparticle_credentials: dict[str, str] = field(default_factory=_default_mparticle_credentials)
     amplitude_api_keys: list[str] = field(default_factory=_default_amplitude_api_keys)
     amplitude_project_eps: float = 0.0
+    amplitude_daily_id_quota: int = 0
     validate_schema: bool = True
     record_payloads: bool = True
 
@@ -57,6 +61,9 @@ class EmulatorSettings:
             raise ValueError("amplitude_project_eps must be a number (0 = no limit)")
         if self.amplitude_project_eps < 0:
             raise ValueError("amplitude_project_eps must be >= 0 (0 = no limit)")
+        quota = self.amplitude_daily_id_quota
+        if isinstance(quota, bool) or not isinstance(quota, int) or quota < 0:
+            raise ValueError("amplitude_daily_id_quota must be a whole number >= 0 (0 = no cap)")
         for name in ("validate_schema", "record_payloads"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a boolean")
@@ -74,6 +81,7 @@ class EmulatorSettings:
             "mparticle_credentials": dict(self.mparticle_credentials),
             "amplitude_api_keys": list(self.amplitude_api_keys),
             "amplitude_project_eps": self.amplitude_project_eps,
+            "amplitude_daily_id_quota": self.amplitude_daily_id_quota,
             "validate_schema": self.validate_schema,
             "record_payloads": self.record_payloads,
         }
