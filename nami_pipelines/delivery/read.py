@@ -13,15 +13,14 @@ from typing import Any, Final
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.destinations.selection import event_filter
 from nami_pipelines.events.store import EventStore, UserSpan
-from nami_pipelines.events.tables import nami_events
+from nami_pipelines.events.tables import ROW_POSITIONS
 from nami_pipelines.snapshots.daily import day_end
 
 DAY_CHUNK_ROWS: Final = 20_000
 # Positions in a row, as `nami_events.columns` orders them (`USER_AT`: where the user id is).
-_POSITION: Final = {column.name: index for index, column in enumerate(nami_events.columns)}
-EVENT_ID: Final = _POSITION["event_id"]
-OCCURRED_AT: Final = _POSITION["occurred_at"]
-USER_AT: Final = _POSITION["nami_user_id"]
+EVENT_ID: Final = ROW_POSITIONS["event_id"]
+OCCURRED_AT: Final = ROW_POSITIONS["occurred_at"]
+USER_AT: Final = ROW_POSITIONS["nami_user_id"]
 
 Row = tuple[Any, ...]
 

@@ -14,9 +14,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import ColumnElement
 
-from nami_pipelines.events.tables import nami_events
-
-_POSITION = {column.name: index for index, column in enumerate(nami_events.columns)}
+from nami_pipelines.events.tables import ROW_POSITIONS, nami_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +48,7 @@ class EventFilter:
         """The rule on rows as `EventStore.read_rows_by_user` gives them (tuples in the order
         of `nami_events.columns`), built once so that testing a row is a few lookups."""
         app, kind, platform = (
-            _POSITION[name] for name in ("app_id", "event_type", "platform_type")
+            ROW_POSITIONS[name] for name in ("app_id", "event_type", "platform_type")
         )
         app_id, wanted = self.app_id, self.platform_type
         types = frozenset(self.event_types) if self.event_types is not None else None

@@ -36,6 +36,9 @@ nami_events = Table(
     Index("ix_nami_events_user", "nami_user_id", "occurred_at"),
 )
 
+# Where each column sits in a row read as a plain tuple (in the order of `nami_events.columns`).
+ROW_POSITIONS = {column.name: index for index, column in enumerate(nami_events.columns)}
+
 nami_events_quarantine = Table(
     "nami_events_quarantine",
     metadata,

@@ -3,16 +3,11 @@
 from datetime import UTC, datetime, timedelta
 
 from nami_pipelines.config import parse_integrations
-from nami_pipelines.delivery.clients import client_for
 from nami_pipelines.delivery.ledger import DeliveryLedger
-from nami_pipelines.delivery.run import deliver_day
-from nami_pipelines.destinations.http import RetryPolicy
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.samples import PRODUCTION_APP_ID, write_events_ndjson
-from nami_pipelines.snapshots.repository import SnapshotRepository
 from nami_pipelines_tests.conftest import integrations_document
-
-FAST = RetryPolicy(max_attempts=12, base_delay=0.01, max_delay=0.2)
+from nami_pipelines_tests.destinations.delivery_world import DeliveryWorld
 
 
 def test_a_feed_sends_days_older_than_its_historical_age_to_the_historical_endpoint(
@@ -32,14 +27,8 @@ def test_a_feed_sends_days_older_than_its_historical_age_to_the_historical_endpo
     sent_to: dict[str, set[bool]] = {}
     for name, day in (("older", older), ("younger", younger)):
         fresh_emulator.reset()
-        report = deliver_day(
-            store=event_store,
-            repository=SnapshotRepository(event_store.engine),
-            ledger=DeliveryLedger(event_store.engine),
-            integration=integration,
-            client=client_for(integration, policy=FAST),
-            day=day,
-        )
+        world = DeliveryWorld(event_store, DeliveryLedger(event_store.engine), fresh_emulator, day)
+        report = world.deliver(integration)
         assert report.accepted > 0
         records = [r for r in fresh_emulator.received("mparticle") if "event" in r]
         assert len({r["event"]["data"]["source_message_id"] for r in records}) == report.accepted

@@ -15,18 +15,15 @@ import pytest
 
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.defs.delivery.automation import partitions_touched
-from nami_pipelines.delivery.clients import client_for
 from nami_pipelines.delivery.lag import delivery_lag
 from nami_pipelines.delivery.ledger import DeliveryLedger
-from nami_pipelines.delivery.run import count_selected, deliver_day
+from nami_pipelines.delivery.run import count_selected
 from nami_pipelines.delivery.status import unsettled_in_days
-from nami_pipelines.destinations.http import RetryPolicy
 from nami_pipelines.events.loader import load_ndjson_file
-from nami_pipelines.snapshots.repository import SnapshotRepository
 from nami_pipelines_tests.builders import APP_ID, APPLE_PLATFORM, GOOGLE_PLATFORM, EventLog
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
+from nami_pipelines_tests.destinations.delivery_world import DeliveryWorld
 
-FAST = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.1)
 OTHER_APP_ID = "app-other-0002"
 DAY = datetime.now(UTC).date() - timedelta(days=2)
 # Users: `ext` has the external id `ext-0001`; `noext` has none. Nami user ids: `u-ext`, `u-noext`.
@@ -259,15 +256,8 @@ def _integration(document: dict, url: str):
 
 def _deliver(store, document: dict, emulator) -> tuple[dict, object]:
     integration = _integration(document, emulator.url)
-    report = deliver_day(
-        store=store,
-        repository=SnapshotRepository(store.engine),
-        ledger=DeliveryLedger(store.engine),
-        integration=integration,
-        client=client_for(integration, policy=FAST),
-        day=DAY,
-    )
-    return integration, report
+    world = DeliveryWorld(store, DeliveryLedger(store.engine), emulator, DAY)
+    return integration, world.deliver(integration)
 
 
 @pytest.mark.parametrize("case", [*SELECTION_CASES, *DECISION_CASES])
