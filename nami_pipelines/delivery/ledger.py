@@ -2,46 +2,59 @@
 the attributes last sent. It lives in the event database, so it is the single point of truth for
 every worker on every machine.
 
-Claiming is how "sent once" survives concurrency: a worker inserts the events it wants to send as
-`pending` and leased to itself (ignoring rows that already exist), then, only if some existed,
-takes a lease on the pending ones that nobody else holds. The lease is one conditional UPDATE, atomic on SQLite (one writer) and on PostgreSQL (row
-locks, and the WHERE is re-checked after a concurrent commit), so two workers never hold the same
-event. A worker that dies leaves its lease to expire; the events are then claimed again and resent
-with the same ids, which the APIs deduplicate.
+Claiming is how "sent once" survives concurrency. A run leases the users of a chunk for the day
+(`delivery_claims`): one upsert that takes only users nobody else holds or whose holder's lease
+ran out, atomic on SQLite (one writer) and on PostgreSQL (the conflicting row is locked and the
+condition re-checked after a concurrent commit), so two workers never hold the same user. It then
+sends the events of the users it holds that have no outcome yet. Each event's row is written once,
+with its outcome, by the worker still holding its user; the lease ends when the chunk is done. A
+worker that dies leaves its leases to expire; their events are then claimed again and resent with
+the same ids, which the APIs deduplicate.
 """
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, func, or_, select
 
-from nami_pipelines.delivery.ledger_statements import LedgerStatements
+from nami_pipelines.delivery.ledger_statements import LedgerStatements, user_key
 from nami_pipelines.delivery.ledger_tables import (
     PENDING,
     delivery_attribute_state,
+    delivery_claims,
     delivery_ledger,
     metadata,
 )
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 from nami_pipelines.settings import delivery_lease_seconds
 
-__all__ = ["PENDING", "Candidate", "DeliveryLedger", "delivery_attribute_state", "delivery_ledger"]
+__all__ = [
+    "PENDING",
+    "Claim",
+    "DeliveryLedger",
+    "delivery_attribute_state",
+    "delivery_claims",
+    "delivery_ledger",
+]
 
 OUTCOMES = (ACCEPTED, REJECTED, SKIPPED)
 _IDS_PER_STATEMENT = 1_000
 _ROWS_PER_BULK_STATEMENT = 10_000
 _REASON_MAX = 2_000
 
+# Per user (None: the events without one), the ids of their events in one day.
+EventsByUser = Mapping[str | None, Sequence[str]]
 
-class Candidate(NamedTuple):
-    """An event selected for an integration, before it is claimed (a tuple: one per event)."""
 
-    event_id: str
-    nami_user_id: str | None
-    partition_date: date
+class Claim(NamedTuple):
+    """What one claim got: the events to send now, each with its user, and every user this
+    worker now holds (also those with nothing left to send), whose leases it must end."""
+
+    day: date
+    events: dict[str, str | None]
+    users: list[str | None]
 
 
 def _chunks(items: Sequence[Any], size: int = _IDS_PER_STATEMENT) -> Iterable[Sequence[Any]]:
@@ -59,116 +72,131 @@ class DeliveryLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
+        # A ledger made before the claims table keeps its rows; the day-and-user index is new.
+        for index in delivery_ledger.indexes:
+            index.create(engine, checkfirst=True)
         self._statements = LedgerStatements(engine)
 
     def claim(
         self,
         integration: str,
-        candidates: Sequence[Candidate],
+        day: date,
+        events: EventsByUser,
         *,
         worker: str,
         lease: timedelta | None = None,
         resend: bool = False,
-    ) -> list[str]:
-        """Register candidates and lease the ones this worker may send now.
+    ) -> Claim:
+        """Lease the users of `events` in `day` to `worker`, where no live worker holds them,
+        and return the events to send now, each with its user.
 
         Accepted, rejected and skipped events are never returned unless `resend` asks for them
-        explicitly; events leased by a live worker are left to it.
+        explicitly; users leased by a live worker are left to it.
         """
-        if not candidates:
-            return []
+        if not events:
+            return Claim(day, {}, [])
         now = _now()
         lease = lease or timedelta(seconds=delivery_lease_seconds())
-        rows = list({candidate[0]: candidate for candidate in candidates}.values())
-        ids = [row[0] for row in rows]
-        table = delivery_ledger
+        keys = sorted({user_key(user): user for user in events}.items())
         with self.engine.begin() as connection:
-            inserted = sum(
-                self._statements.insert_claimed(
-                    connection, integration, chunk, worker=worker, expires=now + lease
+            held: set[str] = set()
+            for part in _chunks(keys, _ROWS_PER_BULK_STATEMENT):
+                held |= self._statements.claim_users(
+                    connection,
+                    integration,
+                    day,
+                    [key for key, _ in part],
+                    worker=worker,
+                    now=now,
+                    expires=now + lease,
                 )
-                for chunk in _chunks(rows, _ROWS_PER_BULK_STATEMENT)
-            )
-            if inserted == len(rows):
-                return ids  # all new (the usual first send): inserted already leased to us
-            for chunk in _chunks(ids):
-                mine = and_(table.c.integration == integration, table.c.event_id.in_(chunk))
-                if resend:
-                    connection.execute(
-                        update(table)
-                        .where(mine, table.c.status.in_(OUTCOMES))
-                        .values(status=PENDING, reason="re-send requested", resolved_at=None)
-                    )
-                connection.execute(
-                    update(table)
-                    .where(
-                        mine,
-                        table.c.status == PENDING,
-                        or_(table.c.claimed_by.is_(None), table.c.claim_expires_at < now),
-                    )
-                    .values(claimed_by=worker, claim_expires_at=now + lease)
-                )
-        claimed: list[str] = []
-        with self.engine.connect() as connection:
-            for chunk in _chunks(ids):
-                query = select(table.c.event_id).where(
-                    table.c.integration == integration,
-                    table.c.event_id.in_(chunk),
-                    table.c.status == PENDING,
-                    table.c.claimed_by == worker,
-                )
-                claimed.extend(connection.execute(query).scalars())
-        return claimed
+            users = [user for key, user in keys if key in held]
+            settled = set() if resend else self._settled(connection, integration, day, users)
+        to_send = {
+            event_id: user for user in users for event_id in events[user] if event_id not in settled
+        }
+        return Claim(day, to_send, users)
+
+    def _settled(
+        self, connection: Any, integration: str, day: date, users: Sequence[str | None]
+    ) -> set[str]:
+        """Events of the users (sorted, None first) in `day` that have an outcome: one range
+        read, whatever the number of users."""
+        named = [user for user in users if user is not None]
+        ledger = delivery_ledger.c
+        spans = []
+        if named:
+            spans.append(ledger.nami_user_id.between(named[0], named[-1]))
+        if len(named) < len(users):
+            spans.append(ledger.nami_user_id.is_(None))
+        if not spans:
+            return set()
+        query = select(ledger.event_id).where(
+            ledger.integration == integration,
+            ledger.partition_date == day,
+            or_(*spans),
+            ledger.status != PENDING,
+        )
+        return set(connection.execute(query).scalars())
 
     def record(
-        self, integration: str, outcomes: Sequence[Outcome], *, worker: str, attempts: int = 1
+        self,
+        integration: str,
+        day: date,
+        groups: Sequence[OutcomeGroup],
+        users: Mapping[str, str | None],
+        *,
+        worker: str,
+        attempts: int = 1,
     ) -> None:
-        """Store outcomes as responses arrive; grouped so a request costs a statement or two."""
-        if not outcomes:
+        """Store outcomes as responses arrive (a group per status and reason, a statement per
+        group); a group with status pending leaves its events pending with the reason."""
+        if not groups:
             return
         now = _now()
-        grouped: dict[tuple[str, str | None], list[str]] = defaultdict(list)
-        for outcome in outcomes:
-            reason = None if outcome.reason is None else outcome.reason[:_REASON_MAX]
-            grouped[(outcome.status, reason)].append(outcome.event_id)
         with self.engine.begin() as connection:
-            for (status, reason), event_ids in grouped.items():
-                for chunk in _chunks(event_ids, _ROWS_PER_BULK_STATEMENT):
-                    self._statements.resolve(
+            for status, reason, event_ids in groups:
+                for part in _chunks(event_ids, _ROWS_PER_BULK_STATEMENT):
+                    self._statements.write_outcomes(
                         connection,
                         integration,
-                        chunk,
+                        day,
+                        part,
+                        [users.get(event_id) for event_id in part],
                         worker=worker,
                         status=status,
-                        reason=reason,
+                        reason=None if reason is None else reason[:_REASON_MAX],
                         attempts=attempts,
                         now=now,
+                        resolved=status != PENDING,
                     )
 
     def release(
-        self, integration: str, event_ids: Sequence[str], *, worker: str, reason: str, attempts: int
+        self,
+        integration: str,
+        day: date,
+        event_ids: Sequence[str],
+        users: Mapping[str, str | None],
+        *,
+        worker: str,
+        reason: str,
+        attempts: int,
     ) -> None:
-        """Give up a lease without an outcome (retries exhausted): the events stay pending."""
-        now = _now()
-        table = delivery_ledger
+        """Give up events without an outcome (retries exhausted, no rate yet): they stay
+        pending with the reason, for a later run."""
+        groups = [OutcomeGroup(PENDING, reason, event_ids)]
+        self.record(integration, day, groups, users, worker=worker, attempts=attempts)
+
+    def end_claims(
+        self, integration: str, day: date, users: Iterable[str | None], *, worker: str
+    ) -> None:
+        """End `worker`'s leases on the users: every event of theirs it sent has its row."""
+        keys = sorted({user_key(user) for user in users})
+        if not keys:
+            return
         with self.engine.begin() as connection:
-            for chunk in _chunks(list(event_ids)):
-                connection.execute(
-                    update(table)
-                    .where(
-                        table.c.integration == integration,
-                        table.c.event_id.in_(chunk),
-                        table.c.claimed_by == worker,
-                    )
-                    .values(
-                        reason=reason[:_REASON_MAX],
-                        attempts=table.c.attempts + attempts,
-                        first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
-                        last_attempt_at=now,
-                        claimed_by=None,
-                        claim_expires_at=None,
-                    )
-                )
+            for part in _chunks(keys, _ROWS_PER_BULK_STATEMENT):
+                self._statements.end_claims(connection, integration, day, part, worker)
 
     def status_counts(self, integration: str, partition_date: date) -> dict[str, int]:
         table = delivery_ledger

@@ -1,10 +1,10 @@
-"""The ledger's hot statements, written per database so that a request's worth of events costs
-one round trip and no per-row SQL compilation.
+"""The ledger's hot statements, written per database so that a chunk's or a request's worth of
+events costs one round trip and no per-row SQL compilation.
 
-Claiming and recording run once per chunk and once per request, over thousands of event ids. A
-generic `UPDATE ... WHERE event_id IN (...)` through the SQL compiler costs more than the
-sending itself, so SQLite gets a prepared statement run by `executemany` (a loop in C, one
-B-tree lookup per row) and PostgreSQL one statement over `unnest` arrays (one round trip).
+Claiming runs once per chunk over its users, recording once per request over its events. A
+generic statement through the SQL compiler costs more than the sending itself, so SQLite gets a
+prepared statement run by `executemany` (a loop in C, one B-tree lookup per row) and PostgreSQL
+one statement over `unnest` arrays (one round trip).
 """
 
 from collections.abc import Callable, Sequence
@@ -13,41 +13,70 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from nami_pipelines.delivery.ledger_tables import delivery_ledger
+from nami_pipelines.delivery.ledger_tables import NO_USER, delivery_ledger
 
-_SQLITE_INSERT_CLAIMED = (
-    "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
-    "attempts, claimed_by, claim_expires_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) "
-    "ON CONFLICT DO NOTHING"
+# A claim takes users nobody holds, or whose holder's lease ran out (a dead run), or that this
+# worker holds already.
+_SQLITE_CLAIM_USERS = (
+    "INSERT INTO delivery_claims (integration, partition_date, nami_user_id, claimed_by, "
+    "claim_expires_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT (integration, partition_date, nami_user_id) DO UPDATE SET "
+    "claimed_by = excluded.claimed_by, claim_expires_at = excluded.claim_expires_at "
+    "WHERE delivery_claims.claim_expires_at < ?6 OR delivery_claims.claimed_by = ?4"
 )
-_SQLITE_RESOLVE = (
-    "UPDATE delivery_ledger SET status = ?, reason = ?, attempts = attempts + ?, "
-    "first_attempt_at = coalesce(first_attempt_at, ?), last_attempt_at = ?, resolved_at = ?, "
-    "claimed_by = NULL, claim_expires_at = NULL "
-    "WHERE integration = ? AND event_id = ? AND claimed_by = ?"
+_SQLITE_USERS_HELD = (
+    "SELECT nami_user_id FROM delivery_claims WHERE integration = ? AND partition_date = ? "
+    "AND claimed_by = ? AND nami_user_id >= ? AND nami_user_id <= ?"
+)
+_POSTGRES_CLAIM_USERS = (
+    "INSERT INTO delivery_claims (integration, partition_date, nami_user_id, claimed_by, "
+    "claim_expires_at) "
+    "SELECT %(integration)s, %(day)s, t.nami_user_id, %(worker)s, %(expires)s "
+    "FROM unnest(%(users)s::varchar[]) AS t(nami_user_id) "
+    "ON CONFLICT (integration, partition_date, nami_user_id) DO UPDATE SET "
+    "claimed_by = excluded.claimed_by, claim_expires_at = excluded.claim_expires_at "
+    "WHERE delivery_claims.claim_expires_at < %(now)s "
+    "OR delivery_claims.claimed_by = %(worker)s "
+    "RETURNING nami_user_id"
+)
+# An outcome (or a reason to stay pending) is written only by the worker that still holds the
+# event's user: a run whose lease ran out and was taken over has no say any more.
+_OUTCOME_UPDATE = (
+    "ON CONFLICT (integration, event_id) DO UPDATE SET status = excluded.status, "
+    "reason = excluded.reason, attempts = delivery_ledger.attempts + excluded.attempts, "
+    "first_attempt_at = coalesce(delivery_ledger.first_attempt_at, excluded.first_attempt_at), "
+    "last_attempt_at = excluded.last_attempt_at, resolved_at = excluded.resolved_at"
+)
+_SQLITE_WRITE_OUTCOMES = (
+    "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
+    "reason, attempts, first_attempt_at, last_attempt_at, resolved_at) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9 WHERE EXISTS (SELECT 1 FROM delivery_claims "
+    "WHERE integration = ?1 AND partition_date = ?4 AND nami_user_id = coalesce(?3, '') "
+    "AND claimed_by = ?10) " + _OUTCOME_UPDATE
+)
+_POSTGRES_WRITE_OUTCOMES = (
+    "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
+    "reason, attempts, first_attempt_at, last_attempt_at, resolved_at) "
+    "SELECT %(integration)s, t.event_id, t.nami_user_id, %(day)s, %(status)s, %(reason)s, "
+    "%(attempts)s, %(now)s, %(now)s, %(resolved)s "
+    "FROM unnest(%(event_ids)s::varchar[], %(users)s::varchar[]) AS t(event_id, nami_user_id) "
+    "WHERE EXISTS (SELECT 1 FROM delivery_claims AS c WHERE c.integration = %(integration)s "
+    "AND c.partition_date = %(day)s AND c.nami_user_id = coalesce(t.nami_user_id, '') "
+    "AND c.claimed_by = %(worker)s) " + _OUTCOME_UPDATE
+)
+_SQLITE_END_CLAIMS = (
+    "DELETE FROM delivery_claims WHERE integration = ? AND partition_date = ? "
+    "AND nami_user_id = ? AND claimed_by = ?"
+)
+_POSTGRES_END_CLAIMS = (
+    "DELETE FROM delivery_claims WHERE integration = %(integration)s "
+    "AND partition_date = %(day)s AND claimed_by = %(worker)s "
+    "AND nami_user_id = ANY(%(users)s::varchar[])"
 )
 _SQLITE_UPSERT_ATTRIBUTES = (
     "INSERT INTO delivery_attribute_state (integration, nami_user_id, attributes, sent_at) "
     "VALUES (?, ?, ?, ?) ON CONFLICT (integration, nami_user_id) DO UPDATE SET "
     "attributes = excluded.attributes, sent_at = excluded.sent_at"
-)
-_POSTGRES_INSERT_CLAIMED = (
-    "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
-    "attempts, claimed_by, claim_expires_at) "
-    "SELECT %(integration)s, t.event_id, t.nami_user_id, t.partition_date, 'pending', 0, "
-    "%(worker)s, %(expires)s "
-    "FROM unnest(%(event_ids)s::varchar[], %(users)s::varchar[], %(days)s::date[]) "
-    "AS t(event_id, nami_user_id, partition_date) "
-    "ON CONFLICT DO NOTHING"
-)
-_POSTGRES_RESOLVE = (
-    "UPDATE delivery_ledger AS l SET status = %(status)s, reason = %(reason)s, "
-    "attempts = l.attempts + %(attempts)s, "
-    "first_attempt_at = coalesce(l.first_attempt_at, %(now)s), last_attempt_at = %(now)s, "
-    "resolved_at = %(now)s, claimed_by = NULL, claim_expires_at = NULL "
-    "FROM unnest(%(event_ids)s::varchar[]) AS t(event_id) "
-    "WHERE l.integration = %(integration)s AND l.event_id = t.event_id "
-    "AND l.claimed_by = %(worker)s"
 )
 _POSTGRES_UPSERT_ATTRIBUTES = (
     "INSERT INTO delivery_attribute_state (integration, nami_user_id, attributes, sent_at) "
@@ -68,71 +97,101 @@ class LedgerStatements:
         columns = delivery_ledger.c
         # SQLite stores datetimes and dates as SQLAlchemy writes them: the same text here, so
         # reads and comparisons through SQLAlchemy see the same values.
-        instant = columns.claim_expires_at.type.dialect_impl(dialect).bind_processor(dialect)
+        instant = columns.resolved_at.type.dialect_impl(dialect).bind_processor(dialect)
         day = columns.partition_date.type.dialect_impl(dialect).bind_processor(dialect)
         self._instant: Callable[[Any], Any] = instant or _unchanged
         self._day: Callable[[Any], Any] = day or _unchanged
 
-    def insert_claimed(
+    def claim_users(
         self,
         connection: Connection,
         integration: str,
-        rows: Sequence[tuple[str, str | None, date]],
+        day: date,
+        users: Sequence[str],
         *,
         worker: str,
+        now: datetime,
         expires: datetime,
-    ) -> int:
-        """Insert (event_id, nami_user_id, partition_date) rows as pending and leased to
-        `worker`, leaving existing rows alone; returns how many were inserted."""
+    ) -> set[str]:
+        """Lease the (sorted) user keys of `day` to `worker` where nobody else holds them;
+        returns the ones it now holds."""
         if self._postgres:
-            event_ids, users, days = (list(column) for column in zip(*rows, strict=True))
             parameters: Any = {
                 "integration": integration,
+                "day": day,
                 "worker": worker,
+                "now": now,
                 "expires": expires,
-                "event_ids": event_ids,
-                "users": users,
-                "days": days,
+                "users": list(users),
             }
-            return connection.exec_driver_sql(_POSTGRES_INSERT_CLAIMED, parameters).rowcount
-        until = self._instant(expires)
-        parameters = [
-            (integration, event_id, user, self._day(when), worker, until)
-            for event_id, user, when in rows
-        ]
-        return connection.exec_driver_sql(_SQLITE_INSERT_CLAIMED, parameters).rowcount
+            result = connection.exec_driver_sql(_POSTGRES_CLAIM_USERS, parameters)
+            return set(result.scalars())
+        when, until, at = self._day(day), self._instant(expires), self._instant(now)
+        parameters = [(integration, when, user, worker, until, at) for user in users]
+        taken = connection.exec_driver_sql(_SQLITE_CLAIM_USERS, parameters).rowcount
+        if taken == len(users):
+            return set(users)
+        held = connection.exec_driver_sql(
+            _SQLITE_USERS_HELD, (integration, when, worker, users[0], users[-1])
+        )
+        return set(held.scalars()) & set(users)
 
-    def resolve(
+    def write_outcomes(
         self,
         connection: Connection,
         integration: str,
+        day: date,
         event_ids: Sequence[str],
+        users: Sequence[str | None],
         *,
         worker: str,
         status: str,
         reason: str | None,
         attempts: int,
         now: datetime,
+        resolved: bool,
     ) -> None:
-        """Give events this worker holds an outcome and end its lease on them."""
+        """Write the events' ledger rows with `status` (resolved, or still pending with a
+        reason) where `worker` still holds their users."""
         if self._postgres:
             parameters: Any = {
                 "integration": integration,
+                "day": day,
                 "worker": worker,
                 "status": status,
                 "reason": reason,
                 "attempts": attempts,
                 "now": now,
+                "resolved": now if resolved else None,
                 "event_ids": list(event_ids),
+                "users": list(users),
             }
-            connection.exec_driver_sql(_POSTGRES_RESOLVE, parameters)
+            connection.exec_driver_sql(_POSTGRES_WRITE_OUTCOMES, parameters)
             return
-        at = self._instant(now)
+        when, at = self._day(day), self._instant(now)
+        closed = at if resolved else None
         parameters = [
-            (status, reason, attempts, at, at, at, integration, event_id, worker)
-            for event_id in event_ids
+            (integration, event_id, user, when, status, reason, attempts, at, closed, worker)
+            for event_id, user in zip(event_ids, users, strict=True)
         ]
-        connection.exec_driver_sql(_SQLITE_RESOLVE, parameters)
+        connection.exec_driver_sql(_SQLITE_WRITE_OUTCOMES, parameters)
+
+    def end_claims(
+        self, connection: Connection, integration: str, day: date, users: Sequence[str], worker: str
+    ) -> None:
+        """Give up `worker`'s leases on the user keys: their events all have their rows."""
+        if self._postgres:
+            parameters: Any = {
+                "integration": integration,
+                "day": day,
+                "worker": worker,
+                "users": list(users),
+            }
+            connection.exec_driver_sql(_POSTGRES_END_CLAIMS, parameters)
+            return
+        when = self._day(day)
+        parameters = [(integration, when, user, worker) for user in users]
+        connection.exec_driver_sql(_SQLITE_END_CLAIMS, parameters)
 
     def upsert_attributes(
         self,
@@ -154,6 +213,11 @@ class LedgerStatements:
         at = self._instant(now)
         parameters = [(integration, user, text, at) for user, text in sent]
         connection.exec_driver_sql(_SQLITE_UPSERT_ATTRIBUTES, parameters)
+
+
+def user_key(user: str | None) -> str:
+    """The claim key of a user (the events without one share a key)."""
+    return NO_USER if user is None else user
 
 
 def _unchanged(value: Any) -> Any:

@@ -4,13 +4,19 @@ arrive, all written in bulk (one statement, or one `executemany`, per chunk or r
 from collections.abc import Sequence
 from datetime import date
 
-from nami_pipelines.delivery.ledger import PENDING, Candidate, DeliveryLedger
+from nami_pipelines.delivery.ledger import PENDING, Claim, DeliveryLedger
 from nami_pipelines.delivery.ledger_writer import LedgerWriter
 from nami_pipelines.delivery.read import EVENT_ID, USER_AT, Row
 from nami_pipelines.delivery.report import DeliveryReport
 from nami_pipelines.destinations.client import DeliverySink
 from nami_pipelines.destinations.http import Unresolved
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outcomes import (
+    ACCEPTED,
+    REJECTED,
+    SKIPPED,
+    Outcome,
+    OutcomeGroup,
+)
 from nami_pipelines.snapshots.attributes import UserAttributes
 
 
@@ -22,10 +28,18 @@ def claim_rows(
     *,
     worker: str,
     resend: bool,
-) -> set[str]:
-    """Lease the selected rows this worker may send now (see `DeliveryLedger.claim`)."""
-    candidates = [Candidate(row[EVENT_ID], row[USER_AT], day) for row in selected]
-    return set(ledger.claim(integration, candidates, worker=worker, resend=resend))
+) -> Claim:
+    """Lease the users of the selected rows and return the events this worker may send now
+    (see `DeliveryLedger.claim`)."""
+    by_user: dict[str | None, list[str]] = {}
+    for row in selected:
+        user = row[USER_AT]
+        found = by_user.get(user)
+        if found is None:
+            by_user[user] = [row[EVENT_ID]]
+        else:
+            found.append(row[EVENT_ID])
+    return ledger.claim(integration, day, by_user, worker=worker, resend=resend)
 
 
 class LedgerSink(DeliverySink):
@@ -38,20 +52,34 @@ class LedgerSink(DeliverySink):
         integration: str,
         worker: str,
         report: DeliveryReport,
-        carried: dict[str, tuple[str, UserAttributes]],
+        claim: Claim | None = None,
+        carried: dict[str, tuple[str, UserAttributes]] | None = None,
     ) -> None:
+        """`claim`: the events this sink records outcomes of (none, for attribute updates
+        alone); `carried`: per sent `user.*` event, its user and attributes."""
         self.ledger = ledger
         self.writer = writer
         self.integration = integration
         self.worker = worker
         self.report = report
-        self.carried = carried
+        self.claim = claim or Claim(date.min, {}, [])
+        self.carried = carried or {}
         # Per user, the attributes of their latest accepted `user.*` event: what the profile holds.
         self.profiles: dict[str, UserAttributes] = {}
 
     def outcomes(self, outcomes: list[Outcome], attempts: int) -> None:
+        grouped: dict[tuple[str, str | None], list[str]] = {}
+        for event_id, status, reason in outcomes:
+            grouped.setdefault((status, reason), []).append(event_id)
+        groups = [OutcomeGroup(status, reason, ids) for (status, reason), ids in grouped.items()]
         self.writer.submit(
-            self.ledger.record, self.integration, outcomes, worker=self.worker, attempts=attempts
+            self.ledger.record,
+            self.integration,
+            self.claim.day,
+            groups,
+            self.claim.events,
+            worker=self.worker,
+            attempts=attempts,
         )
         report, carried = self.report, self.carried
         for outcome in outcomes:
@@ -75,7 +103,9 @@ class LedgerSink(DeliverySink):
         self.writer.submit(
             self.ledger.release,
             self.integration,
+            self.claim.day,
             list(unresolved.event_ids),
+            self.claim.events,
             worker=self.worker,
             reason=unresolved.reason,
             attempts=unresolved.attempts,

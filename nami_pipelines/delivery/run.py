@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from nami_pipelines.config import AnyIntegration, MParticleIntegration
 from nami_pipelines.delivery.collection import collect_chunk_garbage, collection_paused
-from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.delivery.ledger import Claim, DeliveryLedger
 from nami_pipelines.delivery.ledger_writer import LedgerWriter
 from nami_pipelines.delivery.profiles import (
     attribute_targets,
@@ -81,14 +81,28 @@ class _DayRun:
         report.selected += len(chunk.selected)
         if not chunk.selected:
             return
-        claimed = claim_rows(
+        claim = claim_rows(
             self.ledger, name, chunk.selected, self.day, worker=self.worker, resend=self.resend
         )
-        report.already_done += len(chunk.selected) - len(claimed)
-        if not claimed:
+        report.already_done += len(chunk.selected) - len(claim.events)
+        if not claim.users:
             return
-        prepared = prepare_chunk(self.store, self.repository, chunk, claimed, self.day, self.now)
-        sink = LedgerSink(self.ledger, writer, name, self.worker, report, prepared.carried)
+        try:
+            if claim.events:
+                self._send_claimed(chunk, claim, writer, report)
+        finally:
+            # Also when the integration stopped: what it left has its reason in the ledger.
+            writer.submit(self.ledger.end_claims, name, self.day, claim.users, worker=self.worker)
+
+    def _send_claimed(
+        self, chunk: DayChunk, claim: Claim, writer: LedgerWriter, report: DeliveryReport
+    ) -> None:
+        prepared = prepare_chunk(
+            self.store, self.repository, chunk, claim.events, self.day, self.now
+        )
+        sink = LedgerSink(
+            self.ledger, writer, self.integration.name, self.worker, report, claim, prepared.carried
+        )
         # A transaction with no rate for its day is never sent with a guessed amount: it stays
         # pending, with the reason, until a run finds the rate.
         outgoing, held = with_converted_revenue(prepared.outgoing, self.revenue)

@@ -7,6 +7,7 @@ the user's rows in time order. A payload is parsed once, only when the row is se
 `user.*` event that moves the state; rows of users with nothing to send are not parsed at all.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -51,7 +52,7 @@ def prepare_chunk(
     store: EventStore,
     repository: SnapshotRepository,
     chunk: DayChunk,
-    claimed: set[str],
+    claimed: Collection[str],
     day: date,
     now: datetime,
 ) -> PreparedChunk:

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, select
 
 from nami_pipelines.config import AnyIntegration
-from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger, delivery_ledger
+from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger, delivery_claims, delivery_ledger
+from nami_pipelines.delivery.ledger_tables import NO_USER
 from nami_pipelines.delivery.reasons import top_reasons
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED
 from nami_pipelines.destinations.selection import event_filter
@@ -92,13 +93,13 @@ def _settled(integration: AnyIntegration):
 
 
 def _in_flight(integration: AnyIntegration, now: datetime):
-    """Pending events a run holds a live lease on: it is sending them now."""
+    """Events whose user a run holds a live lease on: it is sending them now. (A lease is for
+    a day; an event counts as in flight while its user is being sent for any day.)"""
     return exists().where(
         and_(
-            delivery_ledger.c.integration == integration.name,
-            delivery_ledger.c.event_id == nami_events.c.event_id,
-            delivery_ledger.c.status == PENDING,
-            delivery_ledger.c.claim_expires_at > now,
+            delivery_claims.c.integration == integration.name,
+            delivery_claims.c.nami_user_id == func.coalesce(nami_events.c.nami_user_id, NO_USER),
+            delivery_claims.c.claim_expires_at > now,
         )
     )
 

@@ -1,6 +1,7 @@
 """What became of an event at a destination; the words the ledger stores; and the errors that
 stop an integration without deciding anything about its events."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,6 +17,15 @@ class Outcome(NamedTuple):
     event_id: str
     status: str
     reason: str | None = None
+
+
+class OutcomeGroup(NamedTuple):
+    """Events that got the same outcome for the same reason: how outcomes reach the ledger, a
+    statement per group rather than a row object per event."""
+
+    status: str
+    reason: str | None
+    event_ids: Sequence[str]
 
 
 class IntegrationStopped(RuntimeError):

@@ -5,10 +5,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
+from sqlalchemy import func, select
 
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.delivery.clients import client_for
-from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
+from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger, delivery_claims
 from nami_pipelines.delivery.run import deliver_day
 from nami_pipelines.destinations.http import RetryPolicy
 from nami_pipelines.destinations.outcomes import ACCEPTED, CredentialsRejected
@@ -192,8 +193,11 @@ def test_refused_credentials_stop_the_integration_and_mark_nothing_sent(world, m
     entries = world["ledger"].entries("ios_feed")
     assert ACCEPTED not in {row["status"] for row in entries}
     assert world["emulator"].stats()["mparticle"]["unique_events"] == 0
-    # Nothing stays leased: the refused requests give their events back at once.
-    assert entries and all(row["claimed_by"] is None for row in entries)
+    # Nothing stays leased: the refused requests give their events back at once, with the reason.
+    assert entries and {row["status"] for row in entries} == {PENDING}
+    assert all("403" in row["reason"] for row in entries)
+    with world["ledger"].engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(delivery_claims)).scalar() == 0
 
 
 def test_concurrent_runs_for_one_day_never_send_an_event_twice(world):

@@ -1,86 +1,125 @@
-"""The delivery ledger: claims are exclusive, outcomes stick, re-sends are explicit."""
+"""The delivery ledger: claims are exclusive per user, outcomes stick, re-sends are explicit."""
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
-from nami_pipelines.delivery.ledger import PENDING, Candidate, DeliveryLedger
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 
 DAY = date(2026, 2, 1)
 
 
-def candidates(count: int, prefix: str = "e") -> list[Candidate]:
-    return [Candidate(f"{prefix}{n:05d}", f"user{n % 7}", DAY) for n in range(count)]
+def events_of(count: int, users: int = 7) -> dict[str | None, list[str]]:
+    """Event ids e00000... spread over `users` users (user0, user1, ...)."""
+    by_user: dict[str | None, list[str]] = {}
+    for n in range(count):
+        by_user.setdefault(f"user{n % users}", []).append(f"e{n:05d}")
+    return by_user
 
 
 def test_claim_record_and_never_claim_an_outcome_again(event_store):
     ledger = DeliveryLedger(event_store.engine)
-    events = candidates(5)
-    assert ledger.claim("feed", events, worker="w1") == [c.event_id for c in events]
-    ledger.record(
-        "feed",
-        [
-            Outcome("e00000", ACCEPTED),
-            Outcome("e00001", REJECTED, "HTTP 400: bad"),
-            Outcome("e00002", SKIPPED, "no external_id"),
-        ],
-        worker="w1",
-    )
-    # Another run (or a re-run) claims only what has no outcome and no live lease.
-    assert ledger.claim("feed", events, worker="w2") == []
+    events = events_of(5)
+    claim = ledger.claim("feed", DAY, events, worker="w1")
+    assert sorted(claim.events) == ["e00000", "e00001", "e00002", "e00003", "e00004"]
+    assert claim.events["e00003"] == "user3"
+    groups = [
+        OutcomeGroup(ACCEPTED, None, ["e00000"]),
+        OutcomeGroup(REJECTED, "HTTP 400: bad", ["e00001"]),
+        OutcomeGroup(SKIPPED, "no external_id", ["e00002"]),
+    ]
+    ledger.record("feed", DAY, groups, claim.events, worker="w1")
+    # While w1 holds the users, nobody else gets any of their events.
+    assert ledger.claim("feed", DAY, events, worker="w2").events == {}
+    ledger.end_claims("feed", DAY, claim.users, worker="w1")
+    # Once w1 is done, another run gets only what has no outcome.
+    assert sorted(ledger.claim("feed", DAY, events, worker="w2").events) == ["e00003", "e00004"]
     counts = ledger.status_counts("feed", DAY)
-    assert counts == {PENDING: 2, ACCEPTED: 1, REJECTED: 1, SKIPPED: 1}
+    assert counts == {PENDING: 0, ACCEPTED: 1, REJECTED: 1, SKIPPED: 1}
     rows = {row["event_id"]: row for row in ledger.entries("feed")}
+    assert sorted(rows) == ["e00000", "e00001", "e00002"]
     assert rows["e00001"]["reason"] == "HTTP 400: bad"
     assert rows["e00000"]["attempts"] == 1 and rows["e00000"]["resolved_at"] is not None
+    assert rows["e00002"]["nami_user_id"] == "user2"
     # Integrations are independent: the same events are new for another one.
-    assert len(ledger.claim("other_feed", events, worker="w2")) == 5
+    assert len(ledger.claim("other_feed", DAY, events, worker="w2").events) == 5
+
+
+def test_events_without_a_user_are_claimed_together(event_store):
+    ledger = DeliveryLedger(event_store.engine)
+    events = {None: ["e1", "e2"], "user0": ["e3"]}
+    first = ledger.claim("feed", DAY, events, worker="w1")
+    assert first.events == {"e1": None, "e2": None, "e3": "user0"}
+    ledger.record("feed", DAY, [OutcomeGroup(ACCEPTED, None, ["e1"])], first.events, worker="w1")
+    assert ledger.claim("feed", DAY, events, worker="w2").events == {}
+    ledger.end_claims("feed", DAY, first.users, worker="w1")
+    assert ledger.claim("feed", DAY, events, worker="w2").events == {"e2": None, "e3": "user0"}
+    assert ledger.entries("feed", ["e1"])[0]["nami_user_id"] is None
 
 
 def test_expired_lease_is_claimed_again_and_release_keeps_events_pending(event_store):
     ledger = DeliveryLedger(event_store.engine)
-    events = candidates(3)
-    ledger.claim("feed", events, worker="dead", lease=timedelta(seconds=-1))
-    assert len(ledger.claim("feed", events, worker="alive")) == 3
-    ledger.release("feed", ["e00000"], worker="alive", reason="gave up", attempts=8)
+    events = events_of(3)
+    ledger.claim("feed", DAY, events, worker="dead", lease=timedelta(seconds=-1))
+    alive = ledger.claim("feed", DAY, events, worker="alive")
+    assert len(alive.events) == 3
+    ledger.release(
+        "feed", DAY, ["e00000"], alive.events, worker="alive", reason="gave up", attempts=8
+    )
     row = ledger.entries("feed", ["e00000"])[0]
-    assert (row["status"], row["reason"], row["attempts"], row["claimed_by"]) == (
+    assert (row["status"], row["reason"], row["attempts"], row["resolved_at"]) == (
         PENDING,
         "gave up",
         8,
         None,
     )
-    assert ledger.claim("feed", events[:1], worker="later") == ["e00000"]
+    ledger.end_claims("feed", DAY, alive.users, worker="alive")
+    later = ledger.claim("feed", DAY, {"user0": ["e00000"]}, worker="later")
+    assert later.events == {"e00000": "user0"}
+    ledger.record(
+        "feed", DAY, [OutcomeGroup(ACCEPTED, None, ["e00000"])], later.events, worker="later"
+    )
+    row = ledger.entries("feed", ["e00000"])[0]
+    assert (row["status"], row["reason"], row["attempts"]) == (ACCEPTED, None, 9)
 
 
 def test_outcome_from_a_worker_that_lost_its_lease_is_ignored(event_store):
     ledger = DeliveryLedger(event_store.engine)
-    events = candidates(1)
-    ledger.claim("feed", events, worker="slow", lease=timedelta(seconds=-1))
-    ledger.claim("feed", events, worker="fast")
-    ledger.record("feed", [Outcome("e00000", REJECTED, "late")], worker="slow")
-    assert ledger.entries("feed")[0]["status"] == PENDING
-    ledger.record("feed", [Outcome("e00000", ACCEPTED)], worker="fast")
+    events = events_of(1)
+    slow = ledger.claim("feed", DAY, events, worker="slow", lease=timedelta(seconds=-1))
+    fast = ledger.claim("feed", DAY, events, worker="fast")
+    assert fast.events == {"e00000": "user0"}
+    late = [OutcomeGroup(REJECTED, "late", ["e00000"])]
+    ledger.record("feed", DAY, late, slow.events, worker="slow")
+    assert ledger.entries("feed") == []
+    ledger.record(
+        "feed", DAY, [OutcomeGroup(ACCEPTED, None, ["e00000"])], fast.events, worker="fast"
+    )
     assert ledger.entries("feed")[0]["status"] == ACCEPTED
 
 
 def test_resend_is_explicit(event_store):
     ledger = DeliveryLedger(event_store.engine)
-    events = candidates(2)
-    ledger.claim("feed", events, worker="w1")
-    ledger.record("feed", [Outcome(c.event_id, ACCEPTED) for c in events], worker="w1")
-    assert ledger.claim("feed", events, worker="w2") == []
-    assert sorted(ledger.claim("feed", events, worker="w2", resend=True)) == ["e00000", "e00001"]
+    events = events_of(2)
+    claim = ledger.claim("feed", DAY, events, worker="w1")
+    accepted = [OutcomeGroup(ACCEPTED, None, ["e00000", "e00001"])]
+    ledger.record("feed", DAY, accepted, claim.events, worker="w1")
+    ledger.end_claims("feed", DAY, claim.users, worker="w1")
+    assert ledger.claim("feed", DAY, events, worker="w2").events == {}
+    again = ledger.claim("feed", DAY, events, worker="w2", resend=True)
+    assert sorted(again.events) == ["e00000", "e00001"]
 
 
 def test_concurrent_claims_are_disjoint_and_complete(event_store):
     ledger = DeliveryLedger(event_store.engine)
-    events = candidates(600)
+    events = events_of(600, users=120)
+    users = sorted(events)
 
     def claim_in_slices(worker: str) -> list[str]:
         claimed: list[str] = []
-        for start in range(0, len(events), 50):
-            claimed += ledger.claim("feed", events[start : start + 50], worker=worker)
+        for start in range(0, len(users), 10):
+            part = {user: events[user] for user in users[start : start + 10]}
+            claimed += ledger.claim("feed", DAY, part, worker=worker).events
         return claimed
 
     with ThreadPoolExecutor(max_workers=4) as pool:

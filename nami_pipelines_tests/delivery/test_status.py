@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from nami_pipelines.cli import main
-from nami_pipelines.delivery.ledger import Candidate, DeliveryLedger
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.delivery.ledger import DeliveryLedger
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 from nami_pipelines.events.store import EventStore
 from nami_pipelines_tests.builders import APP_ID, EventLog
 
@@ -66,24 +66,20 @@ def fixed_ledger(database_url, tmp_path, monkeypatch):
     store = EventStore(database_url)
     ledger = DeliveryLedger(store.engine)
     ids = [record["event_id"] for record in log.records]
-    days = [date(2026, 3, 10)] * 3 + [date(2026, 3, 11)] * 3
-    ledger.claim(
-        NAME,
-        [Candidate(i, f"user-{n}", day) for n, (i, day) in enumerate(zip(ids, days, strict=False))],
-        worker="w",
+    users = {event_id: f"user-{n}" for n, event_id in enumerate(ids)}
+    first, second = date(2026, 3, 10), date(2026, 3, 11)
+    for day, day_ids in ((first, ids[:3]), (second, ids[3:])):
+        ledger.claim(NAME, day, {users[i]: [i] for i in day_ids}, worker="w")
+    accepted = OutcomeGroup(ACCEPTED, None, ids[:2])
+    rejected = OutcomeGroup(REJECTED, "user_id is too short", ids[2:3])
+    ledger.record(NAME, first, [accepted, rejected], users, worker="w")
+    skipped = OutcomeGroup(SKIPPED, "no external id", ids[3:5])
+    ledger.record(NAME, second, [skipped], users, worker="w")
+    ledger.release(
+        NAME, second, [ids[5]], users, worker="w", reason="connection refused", attempts=3
     )
-    ledger.record(
-        NAME,
-        [
-            Outcome(ids[0], ACCEPTED),
-            Outcome(ids[1], ACCEPTED),
-            Outcome(ids[2], REJECTED, "user_id is too short"),
-            Outcome(ids[3], SKIPPED, "no external id"),
-            Outcome(ids[4], SKIPPED, "no external id"),
-        ],
-        worker="w",
-    )
-    ledger.release(NAME, [ids[5]], worker="w", reason="connection refused", attempts=3)
+    for day, day_ids in ((first, ids[:3]), (second, ids[3:])):
+        ledger.end_claims(NAME, day, [users[i] for i in day_ids], worker="w")
     integrations = tmp_path / "integrations.yaml"
     integrations.write_text(
         yaml.safe_dump(
