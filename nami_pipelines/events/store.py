@@ -3,7 +3,7 @@
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -16,10 +16,12 @@ from sqlalchemy import (
     select,
 )
 
+from nami_pipelines.events.driver_rows import driver_rows
 from nami_pipelines.events.engine import add_quarantine_content_key, create_store_engine
 from nami_pipelines.events.filter import EventFilter
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.events.tables import (
+    ROW_POSITIONS,
     metadata,
     nami_events,
     nami_events_quarantine,
@@ -155,20 +157,7 @@ class EventStore:
         DataFrame would cost more to build than the visit. Parts are cut by size: a caller that
         needs whole users re-cuts them."""
         query = _by_user(occurred_after, occurred_until, app_id, users)
-        with self.engine.connect() as connection:
-            result = connection.execution_options(stream_results=True).execute(query)
-            while rows := result.fetchmany(chunk_rows):
-                yield [
-                    (
-                        event_id,
-                        event_type,
-                        occurred_at.replace(tzinfo=UTC)
-                        if occurred_at.tzinfo is None
-                        else occurred_at.astimezone(UTC),
-                        *rest,
-                    )
-                    for event_id, event_type, occurred_at, *rest in rows
-                ]
+        yield from driver_rows(self.engine, query, chunk_rows, ROW_POSITIONS["occurred_at"])
 
     def user_spans(
         self, *, occurred_after: datetime, occurred_until: datetime, app_id: str, parts: int

@@ -1,0 +1,58 @@
+"""A query's rows straight from the database driver, for the one read that visits every event of
+a day: SQLAlchemy's result rows and type processing cost more per row than the delivery's whole
+visit of that row, so the statement is compiled by SQLAlchemy (the same query on both databases)
+and its rows fetched from the driver's own cursor as plain tuples.
+
+`occurred_at` comes back as a UTC datetime on both: SQLite stores it as SQLAlchemy's ISO text,
+PostgreSQL's driver returns it with its offset.
+"""
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select
+
+_from_text = datetime.fromisoformat
+
+
+def driver_rows(
+    engine: Engine, query: Select[Any], chunk_rows: int, instant_at: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of `query` in parts of `chunk_rows`, the column at `instant_at` a UTC datetime."""
+    dialect = engine.dialect
+    compiled = query.compile(dialect=dialect)
+    values = compiled.construct_params()
+    processed: dict[str, Any] = {}
+    for name, value in values.items():
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        processed[name] = value if process is None else process(value)
+    postgres = dialect.name == "postgresql"
+    parameters: Any = (
+        processed if postgres else tuple(processed[name] for name in compiled.positiontup or ())
+    )
+    with engine.connect() as connection:
+        driver = connection.connection.dbapi_connection
+        assert driver is not None
+        # A named cursor streams on PostgreSQL instead of loading the whole day at once.
+        cursor = driver.cursor(f"rows_{uuid.uuid4().hex}") if postgres else driver.cursor()
+        try:
+            cursor.execute(str(compiled), parameters)
+            while rows := cursor.fetchmany(chunk_rows):
+                if postgres:
+                    yield [
+                        (*row[:instant_at], row[instant_at].astimezone(UTC), *row[instant_at + 1 :])
+                        for row in rows
+                    ]
+                else:
+                    yield [
+                        (
+                            *row[:instant_at],
+                            _from_text(row[instant_at]).replace(tzinfo=UTC),
+                            *row[instant_at + 1 :],
+                        )
+                        for row in rows
+                    ]
+        finally:
+            cursor.close()
