@@ -4,10 +4,10 @@ that still have no outcome in the ledger."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import func, select
 
 from nami_pipelines.config import AnyIntegration
-from nami_pipelines.delivery.ledger import PENDING, delivery_ledger
+from nami_pipelines.delivery.ledger_tables import settled
 from nami_pipelines.destinations.selection import event_filter
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.events.tables import nami_events
@@ -27,18 +27,11 @@ def delivery_lag(
 ) -> DeliveryLag:
     """Events with `since < occurred_at <= older_than` this integration selects and has not
     settled (no ledger row, or still pending)."""
-    settled = exists().where(
-        and_(
-            delivery_ledger.c.integration == integration.name,
-            delivery_ledger.c.event_id == nami_events.c.event_id,
-            delivery_ledger.c.status != PENDING,
-        )
-    )
     query = select(func.count(), func.min(nami_events.c.occurred_at)).where(
         *event_filter(integration).conditions(),
         nami_events.c.occurred_at > since,
         nami_events.c.occurred_at <= older_than,
-        ~settled,
+        ~settled(integration.name),
     )
     with store.engine.connect() as connection:
         count, oldest = connection.execute(query).one()

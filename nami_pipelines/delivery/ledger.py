@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Connection, Engine, func, select
 
 from nami_pipelines.delivery.ledger_statements import LedgerStatements, user_key
 from nami_pipelines.delivery.ledger_tables import (
@@ -26,6 +26,7 @@ from nami_pipelines.delivery.ledger_tables import (
     delivery_claims,
     delivery_ledger,
     metadata,
+    move_ledger_to_user_key,
 )
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 from nami_pipelines.settings import delivery_lease_seconds
@@ -66,15 +67,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _settled(connection: Connection, integration: str, day: date, keys: Sequence[str]) -> set[str]:
+    """Events with an outcome among those of the user keys (sorted) in `day`: one range read of
+    the ledger's key, whatever the number of users."""
+    if not keys:
+        return set()
+    ledger = delivery_ledger.c
+    query = select(ledger.event_id).where(
+        ledger.integration == integration,
+        ledger.partition_date == day,
+        ledger.nami_user_id.between(keys[0], keys[-1]),
+        ledger.status != PENDING,
+    )
+    return set(connection.execute(query).scalars())
+
+
 class DeliveryLedger:
     """Ledger operations; every write is one bulk statement per chunk, never one per event."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        move_ledger_to_user_key(engine)
         metadata.create_all(engine)
-        # A ledger made before the claims table keeps its rows; the day-and-user index is new.
-        for index in delivery_ledger.indexes:
-            index.create(engine, checkfirst=True)
         self._statements = LedgerStatements(engine)
 
     def claim(
@@ -111,33 +125,18 @@ class DeliveryLedger:
                     expires=now + lease,
                 )
             users = [user for key, user in keys if key in held]
-            settled = set() if resend else self._settled(connection, integration, day, users)
+            held_keys = sorted(held)
+            settled = set() if resend else _settled(connection, integration, day, held_keys)
         to_send = {
             event_id: user for user in users for event_id in events[user] if event_id not in settled
         }
         return Claim(day, to_send, users)
 
-    def _settled(
-        self, connection: Any, integration: str, day: date, users: Sequence[str | None]
-    ) -> set[str]:
-        """Events of the users (sorted, None first) in `day` that have an outcome: one range
-        read, whatever the number of users."""
-        named = [user for user in users if user is not None]
-        ledger = delivery_ledger.c
-        spans = []
-        if named:
-            spans.append(ledger.nami_user_id.between(named[0], named[-1]))
-        if len(named) < len(users):
-            spans.append(ledger.nami_user_id.is_(None))
-        if not spans:
-            return set()
-        query = select(ledger.event_id).where(
-            ledger.integration == integration,
-            ledger.partition_date == day,
-            or_(*spans),
-            ledger.status != PENDING,
-        )
-        return set(connection.execute(query).scalars())
+    def settled_events(self, integration: str, day: date, users: Iterable[str | None]) -> set[str]:
+        """Events of the users in `day` that have an outcome (what a run would not send)."""
+        with self.engine.connect() as connection:
+            keys = sorted({user_key(user) for user in users})
+            return _settled(connection, integration, day, keys)
 
     def record(
         self,
@@ -162,7 +161,7 @@ class DeliveryLedger:
                         integration,
                         day,
                         part,
-                        [users.get(event_id) for event_id in part],
+                        [user_key(users.get(event_id)) for event_id in part],
                         worker=worker,
                         status=status,
                         reason=None if reason is None else reason[:_REASON_MAX],
@@ -210,17 +209,18 @@ class DeliveryLedger:
         return {status: int(counts.get(status, 0)) for status in (PENDING, *OUTCOMES)}
 
     def entries(self, integration: str, event_ids: Sequence[str] | None = None) -> list[dict]:
-        """Ledger rows of an integration (for tests, the CLI and inspection)."""
+        """Ledger rows of an integration (for tests, the CLI and inspection); an event without
+        a user has `nami_user_id` None."""
         table = delivery_ledger
         query = select(table).where(table.c.integration == integration)
         rows: list[dict] = []
         with self.engine.connect() as connection:
             if event_ids is None:
-                rows.extend(dict(row) for row in connection.execute(query).mappings())
+                rows.extend(_entry(row) for row in connection.execute(query).mappings())
             else:
                 for chunk in _chunks(list(event_ids)):
                     selected = query.where(table.c.event_id.in_(chunk))
-                    rows.extend(dict(row) for row in connection.execute(selected).mappings())
+                    rows.extend(_entry(row) for row in connection.execute(selected).mappings())
         return rows
 
     def last_sent_attributes(self, integration: str, users: Sequence[str]) -> dict[str, dict]:
@@ -247,3 +247,7 @@ class DeliveryLedger:
         with self.engine.begin() as connection:
             for chunk in _chunks(rows, _ROWS_PER_BULK_STATEMENT):
                 self._statements.upsert_attributes(connection, integration, chunk, now)
+
+
+def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {**row, "nami_user_id": row["nami_user_id"] or None}

@@ -42,7 +42,8 @@ _POSTGRES_CLAIM_USERS = (
 # An outcome (or a reason to stay pending) is written only by the worker that still holds the
 # event's user: a run whose lease ran out and was taken over has no say any more.
 _OUTCOME_UPDATE = (
-    "ON CONFLICT (integration, event_id) DO UPDATE SET status = excluded.status, "
+    "ON CONFLICT (integration, partition_date, nami_user_id, event_id) DO UPDATE SET "
+    "status = excluded.status, "
     "reason = excluded.reason, attempts = delivery_ledger.attempts + excluded.attempts, "
     "first_attempt_at = coalesce(delivery_ledger.first_attempt_at, excluded.first_attempt_at), "
     "last_attempt_at = excluded.last_attempt_at, resolved_at = excluded.resolved_at"
@@ -51,7 +52,7 @@ _SQLITE_WRITE_OUTCOMES = (
     "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
     "reason, attempts, first_attempt_at, last_attempt_at, resolved_at) "
     "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9 WHERE EXISTS (SELECT 1 FROM delivery_claims "
-    "WHERE integration = ?1 AND partition_date = ?4 AND nami_user_id = coalesce(?3, '') "
+    "WHERE integration = ?1 AND partition_date = ?4 AND nami_user_id = ?3 "
     "AND claimed_by = ?10) " + _OUTCOME_UPDATE
 )
 _POSTGRES_WRITE_OUTCOMES = (
@@ -61,7 +62,7 @@ _POSTGRES_WRITE_OUTCOMES = (
     "%(attempts)s, %(now)s, %(now)s, %(resolved)s "
     "FROM unnest(%(event_ids)s::varchar[], %(users)s::varchar[]) AS t(event_id, nami_user_id) "
     "WHERE EXISTS (SELECT 1 FROM delivery_claims AS c WHERE c.integration = %(integration)s "
-    "AND c.partition_date = %(day)s AND c.nami_user_id = coalesce(t.nami_user_id, '') "
+    "AND c.partition_date = %(day)s AND c.nami_user_id = t.nami_user_id "
     "AND c.claimed_by = %(worker)s) " + _OUTCOME_UPDATE
 )
 _SQLITE_END_CLAIMS = (
@@ -142,7 +143,7 @@ class LedgerStatements:
         integration: str,
         day: date,
         event_ids: Sequence[str],
-        users: Sequence[str | None],
+        users: Sequence[str],
         *,
         worker: str,
         status: str,
@@ -151,8 +152,8 @@ class LedgerStatements:
         now: datetime,
         resolved: bool,
     ) -> None:
-        """Write the events' ledger rows with `status` (resolved, or still pending with a
-        reason) where `worker` still holds their users."""
+        """Write the events' ledger rows (`users`: each one's user key) with `status`
+        (resolved, or still pending with a reason) where `worker` still holds their users."""
         if self._postgres:
             parameters: Any = {
                 "integration": integration,

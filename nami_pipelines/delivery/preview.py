@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.delivery.profiles import attribute_targets
-from nami_pipelines.delivery.read import EVENT_ID, day_chunks
+from nami_pipelines.delivery.read import EVENT_ID, USER_AT, day_chunks
 from nami_pipelines.delivery.revenue_rates import revenue_conversion
 from nami_pipelines.delivery.state import prepare_chunk
 from nami_pipelines.destinations.client import DestinationClient
@@ -37,13 +37,9 @@ def preview_day(
     for chunk in day_chunks(store, integration, day):
         if not chunk.selected:
             continue
-        ids = [row[EVENT_ID] for row in chunk.selected]
-        settled = {
-            row["event_id"]
-            for row in ledger.entries(integration.name, ids)
-            if row["status"] != "pending"
-        }
-        to_send = set(ids) - settled
+        users = [row[USER_AT] for row in chunk.selected]
+        settled = ledger.settled_events(integration.name, day, users)
+        to_send = {row[EVENT_ID] for row in chunk.selected} - settled
         if not to_send:
             continue
         prepared = prepare_chunk(store, repository, chunk, to_send, day, now)

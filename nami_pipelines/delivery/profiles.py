@@ -60,13 +60,14 @@ def bring_profiles_current(
     client: DestinationClient, sink: LedgerSink, prepared: PreparedChunk, now: datetime
 ) -> None:
     """After a chunk's events, the closing updates, from the state the chunk's pass left. What
-    the profiles hold is read once the chunk's outcomes are written."""
+    the profiles hold: what earlier runs recorded, overlaid with what this chunk's accepted
+    events left (still on its way to the ledger: the send loop does not wait for it)."""
     if not prepared.contacts:
         return
     users = sorted(prepared.contacts)
     current = _closing_values(prepared, users, now)
-    sink.writer.flush()
     last_sent = sink.ledger.last_sent_attributes(sink.integration, users)
+    last_sent.update(sink.profiles)
     contacts = [(user, prepared.contacts[user]) for user in users]
     targets, changed = targets_for(current, contacts, last_sent, now)
     if targets:

@@ -14,7 +14,7 @@ from sqlalchemy import and_, case, exists, func, select
 
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger, delivery_claims, delivery_ledger
-from nami_pipelines.delivery.ledger_tables import NO_USER
+from nami_pipelines.delivery.ledger_tables import NO_USER, settled
 from nami_pipelines.delivery.reasons import top_reasons
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED
 from nami_pipelines.destinations.selection import event_filter
@@ -82,16 +82,6 @@ def _selected(integration: AnyIntegration, after: datetime | None, until: dateti
     return conditions
 
 
-def _settled(integration: AnyIntegration):
-    return exists().where(
-        and_(
-            delivery_ledger.c.integration == integration.name,
-            delivery_ledger.c.event_id == nami_events.c.event_id,
-            delivery_ledger.c.status != PENDING,
-        )
-    )
-
-
 def _in_flight(integration: AnyIntegration, now: datetime):
     """Events whose user a run holds a live lease on: it is sending them now. (A lease is for
     a day; an event counts as in flight while its user is being sent for any day.)"""
@@ -116,7 +106,7 @@ def unsettled(
     `other_runs_sending=False`, events another run holds a live lease on are left out: a run
     that ends while another is still sending them has not left them behind."""
     DeliveryLedger(store.engine)  # the ledger tables exist before they are joined
-    conditions = [*_selected(integration, after, until), ~_settled(integration)]
+    conditions = [*_selected(integration, after, until), ~settled(integration.name)]
     if not other_runs_sending:
         conditions.append(~_in_flight(integration, datetime.now(UTC)))
     count_query = select(func.count()).select_from(nami_events).where(*conditions)

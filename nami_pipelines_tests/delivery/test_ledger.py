@@ -3,6 +3,8 @@
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
+from sqlalchemy import text
+
 from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 
@@ -138,3 +140,37 @@ def test_last_sent_attributes_are_upserted(event_store):
         "u1": {"namiml_in_trial_period": False},
         "u2": {"namiml_active_skus": ["s"]},
     }
+
+
+def test_a_ledger_keyed_by_event_alone_keeps_its_rows(event_store):
+    """A database whose ledger predates the (integration, day, user, event) key."""
+    with event_store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE delivery_ledger (integration VARCHAR(64) NOT NULL, "
+                "event_id VARCHAR(64) NOT NULL, nami_user_id VARCHAR(128), "
+                "partition_date DATE NOT NULL, status VARCHAR(16) NOT NULL, reason TEXT, "
+                "attempts INTEGER NOT NULL, claimed_by VARCHAR(128), "
+                "claim_expires_at TIMESTAMP, first_attempt_at TIMESTAMP, "
+                "last_attempt_at TIMESTAMP, resolved_at TIMESTAMP, "
+                "PRIMARY KEY (integration, event_id))"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, "
+                "partition_date, status, reason, attempts) VALUES "
+                "('feed', 'e00000', 'user0', '2026-02-01', 'accepted', NULL, 1), "
+                "('feed', 'e00001', NULL, '2026-02-01', 'rejected', 'HTTP 400: bad', 2), "
+                "('feed', 'e00002', 'user2', '2026-02-01', 'pending', 'gave up', 8)"
+            )
+        )
+    ledger = DeliveryLedger(event_store.engine)
+    rows = {row["event_id"]: row for row in ledger.entries("feed")}
+    assert {key: (r["status"], r["nami_user_id"], r["attempts"]) for key, r in rows.items()} == {
+        "e00000": (ACCEPTED, "user0", 1),
+        "e00001": (REJECTED, None, 2),
+        "e00002": (PENDING, "user2", 8),
+    }
+    events = {"user0": ["e00000"], None: ["e00001"], "user2": ["e00002"]}
+    assert ledger.claim("feed", DAY, events, worker="w").events == {"e00002": "user2"}
