@@ -13,6 +13,7 @@ the same ids, which the APIs deduplicate.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -91,6 +92,11 @@ class DeliveryLedger:
         metadata.create_all(engine)
         self._statements = LedgerStatements(engine)
 
+    def _transaction(self, connection: Connection | None) -> Any:
+        """The ledger writer's transaction when given one (it commits a group of writes at
+        once), else one of our own."""
+        return nullcontext(connection) if connection is not None else self.engine.begin()
+
     def claim(
         self,
         integration: str,
@@ -147,13 +153,14 @@ class DeliveryLedger:
         *,
         worker: str,
         attempts: int = 1,
+        connection: Connection | None = None,
     ) -> None:
         """Store outcomes as responses arrive (a group per status and reason, a statement per
         group); a group with status pending leaves its events pending with the reason."""
         if not groups:
             return
         now = _now()
-        with self.engine.begin() as connection:
+        with self._transaction(connection) as connection:
             for status, reason, event_ids in groups:
                 for part in _chunks(event_ids, _ROWS_PER_BULK_STATEMENT):
                     self._statements.write_outcomes(
@@ -180,20 +187,29 @@ class DeliveryLedger:
         worker: str,
         reason: str,
         attempts: int,
+        connection: Connection | None = None,
     ) -> None:
         """Give up events without an outcome (retries exhausted, no rate yet): they stay
         pending with the reason, for a later run."""
         groups = [OutcomeGroup(PENDING, reason, event_ids)]
-        self.record(integration, day, groups, users, worker=worker, attempts=attempts)
+        self.record(
+            integration, day, groups, users, worker=worker, attempts=attempts, connection=connection
+        )
 
     def end_claims(
-        self, integration: str, day: date, users: Iterable[str | None], *, worker: str
+        self,
+        integration: str,
+        day: date,
+        users: Iterable[str | None],
+        *,
+        worker: str,
+        connection: Connection | None = None,
     ) -> None:
         """End `worker`'s leases on the users: every event of theirs it sent has its row."""
         keys = sorted({user_key(user) for user in users})
         if not keys:
             return
-        with self.engine.begin() as connection:
+        with self._transaction(connection) as connection:
             for part in _chunks(keys, _ROWS_PER_BULK_STATEMENT):
                 self._statements.end_claims(connection, integration, day, part, worker)
 
@@ -235,7 +251,9 @@ class DeliveryLedger:
                     found[user] = orjson.loads(text)
         return found
 
-    def remember_sent_attributes(self, integration: str, sent: dict[str, dict]) -> None:
+    def remember_sent_attributes(
+        self, integration: str, sent: dict[str, dict], *, connection: Connection | None = None
+    ) -> None:
         """Record what each user's profile now holds at the destination."""
         if not sent:
             return
@@ -244,7 +262,7 @@ class DeliveryLedger:
             for user, attributes in sent.items()
         ]
         now = _now()
-        with self.engine.begin() as connection:
+        with self._transaction(connection) as connection:
             for chunk in _chunks(rows, _ROWS_PER_BULK_STATEMENT):
                 self._statements.upsert_attributes(connection, integration, chunk, now)
 

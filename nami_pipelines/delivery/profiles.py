@@ -153,6 +153,6 @@ def sync_attributes(
         at=at,
     )
     if targets:
-        with LedgerWriter() as writer:
+        with LedgerWriter(ledger.engine) as writer:
             sink = LedgerSink(ledger, writer, integration.name, worker, report)
             client.send_attribute_updates(targets, sink=sink, attributes=current)

@@ -136,7 +136,7 @@ def deliver_day(
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     report = DeliveryReport(integration=integration.name, day=day)
     report.historical = is_historical(integration, day, now)
-    with collection_paused(), LedgerWriter() as writer:
+    with collection_paused(), LedgerWriter(ledger.engine) as writer:
         revenue = revenue_conversion(integration, store, day)
         run = _DayRun(
             store, repository, ledger, integration, client, day, resend, now, worker, revenue
