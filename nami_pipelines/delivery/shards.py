@@ -1,18 +1,21 @@
 """One day of one integration sent by several processes at once, each a span of users.
 
 Delivery is CPU-bound Python (mapping, attributes, encoding), so one process uses one core
-whatever the machine has. With `delivery.workers` > 1 the day's users are split into spans of
-about equal events and each span is sent by a process of its own, with its own client and
-ledger connection. Nothing else changes: the ledger's leases are what keep concurrent senders
+whatever the machine has. With `delivery.workers` = N > 1 the day's users are split into spans
+of about equal events, a few per process, and this process and N - 1 others (each with its own
+client and ledger connection) take the next span whenever they are free. Nothing else changes:
+the ledger's leases are what keep concurrent senders
 from sending an event twice, as for two runs at once, and a user's events stay in one process,
 so the attributes as of each event and the closing attribute update are computed as before.
 """
 
 import multiprocessing
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 
@@ -28,6 +31,8 @@ from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
 
 MIN_EVENTS_PER_WORKER = 50_000
+# Spans per process: enough that whoever is free takes the next and all finish close together.
+SPANS_PER_WORKER = 4
 
 _SUMMED = tuple(item.name for item in fields(DeliveryReport) if item.type is int)
 
@@ -112,14 +117,15 @@ def deliver_day_with_workers(
             occurred_after=day_end(day - timedelta(days=1)),
             occurred_until=day_end(day),
             app_id=integration.app_id,
-            parts=workers,
+            parts=workers * SPANS_PER_WORKER,
         )
         if workers > 1
         else []
     )
     # The processes actually started share the project's rate (see `SendPacer`).
-    integration = with_workers(integration, max(len(spans), 1))
-    if len(spans) < 2:
+    senders = min(workers, len(spans))
+    integration = with_workers(integration, max(senders, 1))
+    if senders < 2:
         return deliver_day(
             store=store,
             repository=repository,
@@ -134,16 +140,98 @@ def deliver_day_with_workers(
             progress=progress,
         )
     started = time.monotonic()
-    jobs = [
+    jobs = deque(
         ShardJob(store.url, integration, day, span, resend, now, f"{worker}/{n}", chunk_rows)
         for n, span in enumerate(spans)
-    ]
+    )
     report = DeliveryReport(integration=integration.name, day=day)
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=spawn) as pool:
-        for finished in as_completed([pool.submit(deliver_shard, job) for job in jobs]):
-            add_report(report, finished.result())
+    here = client_for(integration)
+
+    def send_here(job: ShardJob) -> DeliveryReport:
+        return deliver_day(
+            store=store,
+            repository=repository,
+            ledger=ledger,
+            integration=integration,
+            client=here,
+            day=day,
+            resend=resend,
+            now=now,
+            worker=job.worker,
+            chunk_rows=chunk_rows,
+            users=job.users,
+        )
+
+    with _SpanQueue(jobs, processes=senders - 1) as queue:
+        while (job := queue.take()) is not None:
+            add_report(report, send_here(job))
+            for part in queue.finished():
+                add_report(report, part)
             report.duration_seconds = time.monotonic() - started
             if progress is not None:
                 progress(report)
+        for part in queue.wait():
+            add_report(report, part)
+    report.duration_seconds = time.monotonic() - started
+    if progress is not None:
+        progress(report)
     return report
+
+
+class _SpanQueue:
+    """The day's spans, taken one at a time by this process and by `processes` others: whoever
+    is free takes the next, so a process that started late (spawning one costs about a second
+    of imports) or drew a slow span sends less, and nobody waits for the slowest."""
+
+    def __init__(self, jobs: deque[ShardJob], *, processes: int) -> None:
+        self._jobs = jobs
+        self._lock = threading.RLock()  # `_feed` may run again inside itself
+        self._futures: list[Future[DeliveryReport]] = []
+        self._pool = ProcessPoolExecutor(
+            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
+        )
+        for _ in range(processes):
+            self._feed()
+
+    def take(self) -> ShardJob | None:
+        with self._lock:
+            return self._jobs.popleft() if self._jobs else None
+
+    def _feed(self, _done: Future[DeliveryReport] | None = None) -> None:
+        """Give a free process the next span (taken and recorded at once, so `wait` never
+        misses one being handed out)."""
+        with self._lock:
+            if not self._jobs:
+                return
+            future = self._pool.submit(deliver_shard, self._jobs.popleft())
+            self._futures.append(future)
+        future.add_done_callback(self._feed)
+
+    def finished(self) -> list[DeliveryReport]:
+        """Reports of the other processes' spans done since the last call (raises a span's
+        failure)."""
+        with self._lock:
+            done = [f for f in self._futures if f.done()]
+        reports = [future.result() for future in done]
+        with self._lock:
+            self._futures = [f for f in self._futures if f not in done]
+        return reports
+
+    def wait(self) -> list[DeliveryReport]:
+        """Every remaining report, once the other processes are done."""
+        reports: list[DeliveryReport] = []
+        while True:
+            with self._lock:
+                pending = list(self._futures)
+                self._futures = []
+            if not pending:
+                return reports
+            reports += [future.result() for future in pending]
+
+    def __enter__(self) -> "_SpanQueue":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._jobs.clear()  # a failure here: the others finish what they hold, no more
+        self._pool.shutdown(wait=True)

@@ -171,16 +171,24 @@ class EventStore:
             nami_events.c.occurred_at <= occurred_until,
             nami_events.c.nami_user_id.is_not(None),
         )
+        user = nami_events.c.nami_user_id
+        # One pass over the window's users and their counts: the cut points come from the
+        # running total (an OFFSET query per cut point would sort the window each time).
+        per_user = select(user, func.count()).where(*window).group_by(user).order_by(user)
         with self.engine.connect() as connection:
-            total = connection.execute(select(func.count()).where(*window)).scalar_one()
-            ordered = select(nami_events.c.nami_user_id).where(*window)
-            ordered = ordered.order_by(nami_events.c.nami_user_id).limit(1)
-            points = [
-                connection.execute(ordered.offset(total * part // parts)).scalar_one()
-                for part in range(1, parts)
-                if total * part // parts < total
-            ]
-        bounds: list[str | None] = [None, *dict.fromkeys(points), None]
+            counts = connection.execute(per_user).all()
+        total = sum(count for _, count in counts)
+        points: list[str] = []
+        seen = 0
+        for name, count in counts:
+            seen += count
+            if (
+                seen * parts >= total * (len(points) + 1)
+                and len(points) < parts - 1
+                and seen < total
+            ):
+                points.append(name)
+        bounds: list[str | None] = [None, *points, None]
         return [
             UserSpan(after=after, until=until, with_missing=index == 0)
             for index, (after, until) in enumerate(itertools.pairwise(bounds))
