@@ -4,9 +4,9 @@ Delivery is CPU-bound Python (mapping, attributes, encoding), so one process use
 whatever the machine has. With `delivery.workers` = N > 1 the day's users are split into spans
 of about equal events, a few per process, and this process and N - 1 others (each with its own
 client and ledger connection) take the next span whenever they are free. Nothing else changes:
-the ledger's leases are what keep concurrent senders
-from sending an event twice, as for two runs at once, and a user's events stay in one process,
-so the attributes as of each event and the closing attribute update are computed as before.
+the ledger's leases are what keep concurrent senders from sending an event twice, as for two
+runs at once, and a user's events stay in one process, so the attributes as of each event and
+the closing attribute update are computed as before.
 """
 
 import multiprocessing
@@ -26,6 +26,7 @@ from nami_pipelines.delivery.read import DAY_CHUNK_ROWS
 from nami_pipelines.delivery.report import DeliveryReport
 from nami_pipelines.delivery.run import deliver_day
 from nami_pipelines.delivery.select import count_selected
+from nami_pipelines.destinations.client import DestinationClient
 from nami_pipelines.events.store import EventStore, UserSpan
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
@@ -51,16 +52,23 @@ class ShardJob:
     chunk_rows: int
 
 
-def deliver_shard(job: ShardJob) -> DeliveryReport:
-    """The worker process's whole job (a module-level function, so it can be spawned)."""
-    store = EventStore(job.database_url)
-    try:
+@dataclass(frozen=True, slots=True)
+class SpanSender:
+    """What a process sends its spans with: kept for every span it takes, so connections and
+    the HTTP session are made once per process."""
+
+    store: EventStore
+    repository: SnapshotRepository
+    ledger: DeliveryLedger
+    client: DestinationClient
+
+    def send(self, job: ShardJob) -> DeliveryReport:
         return deliver_day(
-            store=store,
-            repository=SnapshotRepository(store.engine),
-            ledger=DeliveryLedger(store.engine),
+            store=self.store,
+            repository=self.repository,
+            ledger=self.ledger,
             integration=job.integration,
-            client=client_for(job.integration),
+            client=self.client,
             day=job.day,
             resend=job.resend,
             now=job.now,
@@ -68,8 +76,26 @@ def deliver_shard(job: ShardJob) -> DeliveryReport:
             chunk_rows=job.chunk_rows,
             users=job.users,
         )
-    finally:
-        store.engine.dispose()
+
+
+# In a worker process: its sender per (database, integration), made by its first span.
+_SENDERS: dict[tuple[str, str], SpanSender] = {}
+
+
+def deliver_shard(job: ShardJob) -> DeliveryReport:
+    """A worker process's span (a module-level function, so it can be spawned)."""
+    key = (job.database_url, job.integration.name)
+    sender = _SENDERS.get(key)
+    if sender is None:
+        store = EventStore(job.database_url)
+        sender = SpanSender(
+            store,
+            SnapshotRepository(store.engine),
+            DeliveryLedger(store.engine),
+            client_for(job.integration),
+        )
+        _SENDERS[key] = sender
+    return sender.send(job)
 
 
 def with_workers(integration: AnyIntegration, workers: int) -> AnyIntegration:
@@ -145,26 +171,10 @@ def deliver_day_with_workers(
         for n, span in enumerate(spans)
     )
     report = DeliveryReport(integration=integration.name, day=day)
-    here = client_for(integration)
-
-    def send_here(job: ShardJob) -> DeliveryReport:
-        return deliver_day(
-            store=store,
-            repository=repository,
-            ledger=ledger,
-            integration=integration,
-            client=here,
-            day=day,
-            resend=resend,
-            now=now,
-            worker=job.worker,
-            chunk_rows=chunk_rows,
-            users=job.users,
-        )
-
+    here = SpanSender(store, repository, ledger, client_for(integration))
     with _SpanQueue(jobs, processes=senders - 1) as queue:
         while (job := queue.take()) is not None:
-            add_report(report, send_here(job))
+            add_report(report, here.send(job))
             for part in queue.finished():
                 add_report(report, part)
             report.duration_seconds = time.monotonic() - started
