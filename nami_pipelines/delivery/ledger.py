@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Engine, func, select
 
-from nami_pipelines.delivery.ledger_statements import LedgerStatements, user_key
+from nami_pipelines.delivery.ledger_statements import LedgerStatements, user_key, writing
 from nami_pipelines.delivery.ledger_tables import (
     PENDING,
     delivery_attribute_state,
@@ -95,7 +95,7 @@ class DeliveryLedger:
     def _transaction(self, connection: Connection | None) -> Any:
         """The ledger writer's transaction when given one (it commits a group of writes at
         once), else one of our own."""
-        return nullcontext(connection) if connection is not None else self.engine.begin()
+        return nullcontext(connection) if connection is not None else writing(self.engine)
 
     def claim(
         self,

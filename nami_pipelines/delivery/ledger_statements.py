@@ -7,7 +7,8 @@ prepared statement run by `executemany` (a loop in C, one B-tree lookup per row)
 one statement over `unnest` arrays (one round trip).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -39,8 +40,6 @@ _POSTGRES_CLAIM_USERS = (
     "OR delivery_claims.claimed_by = %(worker)s "
     "RETURNING nami_user_id"
 )
-# An outcome (or a reason to stay pending) is written only by the worker that still holds the
-# event's user: a run whose lease ran out and was taken over has no say any more.
 _OUTCOME_UPDATE = (
     "ON CONFLICT (integration, partition_date, nami_user_id, event_id) DO UPDATE SET "
     "status = excluded.status, "
@@ -51,9 +50,7 @@ _OUTCOME_UPDATE = (
 _SQLITE_WRITE_OUTCOMES = (
     "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
     "reason, attempts, first_attempt_at, last_attempt_at, resolved_at) "
-    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9 WHERE EXISTS (SELECT 1 FROM delivery_claims "
-    "WHERE integration = ?1 AND partition_date = ?4 AND nami_user_id = ?3 "
-    "AND claimed_by = ?10) " + _OUTCOME_UPDATE
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " + _OUTCOME_UPDATE
 )
 _POSTGRES_WRITE_OUTCOMES = (
     "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
@@ -61,9 +58,14 @@ _POSTGRES_WRITE_OUTCOMES = (
     "SELECT %(integration)s, t.event_id, t.nami_user_id, %(day)s, %(status)s, %(reason)s, "
     "%(attempts)s, %(now)s, %(now)s, %(resolved)s "
     "FROM unnest(%(event_ids)s::varchar[], %(users)s::varchar[]) AS t(event_id, nami_user_id) "
-    "WHERE EXISTS (SELECT 1 FROM delivery_claims AS c WHERE c.integration = %(integration)s "
-    "AND c.partition_date = %(day)s AND c.nami_user_id = t.nami_user_id "
-    "AND c.claimed_by = %(worker)s) " + _OUTCOME_UPDATE
+    + _OUTCOME_UPDATE
+)
+# The users a worker holds in a range, their claims locked until the write commits (the writer
+# holds SQLite's write lock from the start of its transaction, see `writing`).
+_POSTGRES_USERS_HELD = (
+    "SELECT nami_user_id FROM delivery_claims WHERE integration = %(integration)s "
+    "AND partition_date = %(day)s AND claimed_by = %(worker)s "
+    "AND nami_user_id BETWEEN %(first)s AND %(last)s FOR SHARE"
 )
 _SQLITE_END_CLAIMS = (
     "DELETE FROM delivery_claims WHERE integration = ? AND partition_date = ? "
@@ -154,28 +156,62 @@ class LedgerStatements:
     ) -> None:
         """Write the events' ledger rows (`users`: each one's user key) with `status`
         (resolved, or still pending with a reason) where `worker` still holds their users."""
+        held = self._users_held(connection, integration, day, users, worker)
+        kept = [
+            (event_id, user)
+            for event_id, user in zip(event_ids, users, strict=True)
+            if user in held
+        ]
+        if not kept:
+            return
         if self._postgres:
             parameters: Any = {
                 "integration": integration,
                 "day": day,
-                "worker": worker,
                 "status": status,
                 "reason": reason,
                 "attempts": attempts,
                 "now": now,
                 "resolved": now if resolved else None,
-                "event_ids": list(event_ids),
-                "users": list(users),
+                "event_ids": [event_id for event_id, _ in kept],
+                "users": [user for _, user in kept],
             }
             connection.exec_driver_sql(_POSTGRES_WRITE_OUTCOMES, parameters)
             return
         when, at = self._day(day), self._instant(now)
         closed = at if resolved else None
         parameters = [
-            (integration, event_id, user, when, status, reason, attempts, at, closed, worker)
-            for event_id, user in zip(event_ids, users, strict=True)
+            (integration, event_id, user, when, status, reason, attempts, at, at, closed)
+            for event_id, user in kept
         ]
         connection.exec_driver_sql(_SQLITE_WRITE_OUTCOMES, parameters)
+
+    def _users_held(
+        self,
+        connection: Connection,
+        integration: str,
+        day: date,
+        users: Sequence[str],
+        worker: str,
+    ) -> set[str]:
+        """Which of the user keys `worker` still holds: an outcome (or a reason to stay
+        pending) is written only by the worker holding the event's user, as a run whose lease
+        ran out and was taken over has no say any more. One range read per write."""
+        first, last = min(users), max(users)
+        if self._postgres:
+            parameters: Any = {
+                "integration": integration,
+                "day": day,
+                "worker": worker,
+                "first": first,
+                "last": last,
+            }
+            held = connection.exec_driver_sql(_POSTGRES_USERS_HELD, parameters)
+        else:
+            held = connection.exec_driver_sql(
+                _SQLITE_USERS_HELD, (integration, self._day(day), worker, first, last)
+            )
+        return set(held.scalars())
 
     def end_claims(
         self, connection: Connection, integration: str, day: date, users: Sequence[str], worker: str
@@ -214,6 +250,17 @@ class LedgerStatements:
         at = self._instant(now)
         parameters = [(integration, user, text, at) for user, text in sent]
         connection.exec_driver_sql(_SQLITE_UPSERT_ATTRIBUTES, parameters)
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction; on SQLite it takes the write lock at its start (BEGIN IMMEDIATE),
+    so a statement that reads before it writes (the lease check) cannot have its snapshot made
+    stale by another writer's commit, and the lease it read holds until the commit."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
 
 
 def user_key(user: str | None) -> str:

@@ -18,6 +18,8 @@ from typing import Any, Self
 
 from sqlalchemy import Engine
 
+from nami_pipelines.delivery.ledger_statements import writing
+
 # A write: a ledger method that takes the group's transaction as `connection`.
 Write = Callable[..., None]
 _STOP = object()
@@ -69,7 +71,7 @@ class LedgerWriter:
     def _commit(self, writes: list[tuple[Write, tuple, dict]]) -> None:
         failure: BaseException | None = None
         try:
-            with self._engine.begin() as connection:
+            with writing(self._engine) as connection:
                 for write, args, kwargs in writes:
                     write(*args, connection=connection, **kwargs)
         except Exception as error:
