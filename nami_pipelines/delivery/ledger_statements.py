@@ -134,10 +134,7 @@ class LedgerStatements:
         taken = connection.exec_driver_sql(_SQLITE_CLAIM_USERS, parameters).rowcount
         if taken == len(users):
             return set(users)
-        held = connection.exec_driver_sql(
-            _SQLITE_USERS_HELD, (integration, when, worker, users[0], users[-1])
-        )
-        return set(held.scalars()) & set(users)
+        return self.users_held(connection, integration, day, worker, users) & set(users)
 
     def write_outcomes(
         self,
@@ -156,7 +153,7 @@ class LedgerStatements:
     ) -> None:
         """Write the events' ledger rows (`users`: each one's user key) with `status`
         (resolved, or still pending with a reason) where `worker` still holds their users."""
-        held = self._users_held(connection, integration, day, users, worker)
+        held = self.users_held(connection, integration, day, worker, users)
         kept = [
             (event_id, user)
             for event_id, user in zip(event_ids, users, strict=True)
@@ -186,15 +183,10 @@ class LedgerStatements:
         ]
         connection.exec_driver_sql(_SQLITE_WRITE_OUTCOMES, parameters)
 
-    def _users_held(
-        self,
-        connection: Connection,
-        integration: str,
-        day: date,
-        users: Sequence[str],
-        worker: str,
+    def users_held(
+        self, connection: Connection, integration: str, day: date, worker: str, users: Sequence[str]
     ) -> set[str]:
-        """Which of the user keys `worker` still holds: an outcome (or a reason to stay
+        """The user keys in the range of `users` that `worker` holds. An outcome (or a reason to stay
         pending) is written only by the worker holding the event's user, as a run whose lease
         ran out and was taken over has no say any more. One range read per write."""
         first, last = min(users), max(users)
