@@ -84,9 +84,9 @@ _TIMED = (
     ("encoding", "nami_pipelines.destinations.packing", "encode"),
     ("encoding", "nami_pipelines.destinations.amplitude_client", "encode"),
     ("ledger", "nami_pipelines.delivery.run", "claim_rows"),
-    ("ledger", "nami_pipelines.delivery.ledger.DeliveryLedger", "record"),
-    ("ledger", "nami_pipelines.delivery.ledger.DeliveryLedger", "release"),
-    ("ledger", "nami_pipelines.delivery.ledger.DeliveryLedger", "remember_sent_attributes"),
+    # The writer's group commits, with every write in them (record, release, end_claims,
+    # remember_sent_attributes) and the commit itself.
+    ("ledger", "nami_pipelines.delivery.ledger_writer.LedgerWriter", "_commit"),
     ("ledger", "nami_pipelines.delivery.ledger.DeliveryLedger", "last_sent_attributes"),
     ("HTTP", "nami_pipelines.destinations.http.HttpTransport", "post"),
 )
