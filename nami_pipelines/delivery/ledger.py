@@ -25,7 +25,7 @@ from nami_pipelines.delivery.ledger_tables import (
     delivery_ledger,
     metadata,
 )
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 from nami_pipelines.settings import delivery_lease_seconds
 
 __all__ = ["PENDING", "Candidate", "DeliveryLedger", "delivery_attribute_state", "delivery_ledger"]
@@ -121,16 +121,21 @@ class DeliveryLedger:
         return claimed
 
     def record(
-        self, integration: str, outcomes: Sequence[Outcome], *, worker: str, attempts: int = 1
+        self,
+        integration: str,
+        groups: Sequence[OutcomeGroup],
+        *,
+        worker: str,
+        attempts: int = 1,
     ) -> None:
         """Store outcomes as responses arrive; grouped so a request costs a statement or two."""
-        if not outcomes:
+        if not groups:
             return
         now = _now()
         grouped: dict[tuple[str, str | None], list[str]] = defaultdict(list)
-        for outcome in outcomes:
-            reason = None if outcome.reason is None else outcome.reason[:_REASON_MAX]
-            grouped[(outcome.status, reason)].append(outcome.event_id)
+        for status, reason, event_ids in groups:
+            reason = None if reason is None else reason[:_REASON_MAX]
+            grouped[(status, reason)].extend(event_ids)
         with self.engine.begin() as connection:
             for (status, reason), event_ids in grouped.items():
                 for chunk in _chunks(event_ids, _ROWS_PER_BULK_STATEMENT):

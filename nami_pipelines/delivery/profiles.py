@@ -153,5 +153,5 @@ def sync_attributes(
     )
     if targets:
         with LedgerWriter() as writer:
-            sink = LedgerSink(ledger, writer, integration.name, worker, report, {})
+            sink = LedgerSink(ledger, writer, integration.name, worker, report)
             client.send_attribute_updates(targets, sink=sink, attributes=current)

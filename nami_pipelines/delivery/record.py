@@ -10,7 +10,8 @@ from nami_pipelines.delivery.read import EVENT_ID, USER_AT, Row
 from nami_pipelines.delivery.report import DeliveryReport
 from nami_pipelines.destinations.client import DeliverySink
 from nami_pipelines.destinations.http import Unresolved
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
+from nami_pipelines.destinations.outgoing import OutgoingEvents
 from nami_pipelines.snapshots.attributes import UserAttributes
 
 
@@ -38,36 +39,47 @@ class LedgerSink(DeliverySink):
         integration: str,
         worker: str,
         report: DeliveryReport,
-        carried: dict[str, tuple[str, UserAttributes]],
+        events: OutgoingEvents | None = None,
+        carried: dict[str, int] | None = None,
     ) -> None:
         self.ledger = ledger
         self.writer = writer
         self.integration = integration
         self.worker = worker
         self.report = report
-        self.carried = carried
+        # The chunk's events, and where its `user.*` events with attributes sit among them.
+        self.events = events or OutgoingEvents()
+        self.carried = carried or {}
         # Per user, the attributes of their latest accepted `user.*` event: what the profile holds.
         self.profiles: dict[str, UserAttributes] = {}
 
-    def outcomes(self, outcomes: list[Outcome], attempts: int) -> None:
+    def outcomes(self, groups: list[OutcomeGroup], attempts: int) -> None:
         self.writer.submit(
-            self.ledger.record, self.integration, outcomes, worker=self.worker, attempts=attempts
+            self.ledger.record, self.integration, groups, worker=self.worker, attempts=attempts
         )
         report, carried = self.report, self.carried
-        for outcome in outcomes:
-            status = outcome.status
+        for status, reason, event_ids in groups:
+            count = len(event_ids)
             if status == ACCEPTED:
-                report.accepted += 1
-                found = carried.get(outcome.event_id)
-                if found is not None:
-                    self.profiles[found[0]] = found[1]
+                report.accepted += count
+                if carried:
+                    self._accepted_profiles(event_ids)
                 continue
             if status == REJECTED:
-                report.rejected += 1
+                report.rejected += count
             elif status == SKIPPED:
-                report.skipped += 1
-            if outcome.reason:
-                report.count_reason(status, outcome.reason)
+                report.skipped += count
+            if reason:
+                report.count_reason(status, reason, count)
+
+    def _accepted_profiles(self, event_ids: Sequence[str]) -> None:
+        """What the accepted `user.*` events leave on their users' profiles: per user, the
+        attributes of the last one accepted."""
+        carried, rows, attributes = self.carried, self.events.rows, self.events.attributes
+        for event_id in event_ids:
+            position = carried.get(event_id)
+            if position is not None:
+                self.profiles[rows[position][USER_AT]] = attributes[position]
 
     def unresolved(self, unresolved: Unresolved) -> None:
         self.report.unresolved += len(unresolved.event_ids)

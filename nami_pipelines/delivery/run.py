@@ -88,10 +88,12 @@ class _DayRun:
         if not claimed:
             return
         prepared = prepare_chunk(self.store, self.repository, chunk, claimed, self.day, self.now)
-        sink = LedgerSink(self.ledger, writer, name, self.worker, report, prepared.carried)
+        sink = LedgerSink(
+            self.ledger, writer, name, self.worker, report, prepared.events, prepared.carried
+        )
         # A transaction with no rate for its day is never sent with a guessed amount: it stays
         # pending, with the reason, until a run finds the rate.
-        outgoing, held = with_converted_revenue(prepared.outgoing, self.revenue)
+        outgoing, held = with_converted_revenue(prepared.events, self.revenue)
         for unresolved in held:
             sink.unresolved(unresolved)
         self.client.send_events(outgoing, historical=report.historical, sink=sink)

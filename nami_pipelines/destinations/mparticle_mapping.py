@@ -9,11 +9,11 @@ including the optional Nami user id identity (see `_with_nami_identity`).
 """
 
 import hashlib
+import itertools
 import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from nami_pipelines.api_limits import (
@@ -25,17 +25,20 @@ from nami_pipelines.config import MParticleIntegration
 from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.limits import as_text, canonical_text, trim, trim_list
 from nami_pipelines.destinations.outgoing import (
+    EPOCH,
+    MILLISECOND,
+    OCCURRED_AT,
     SANDBOX,
     AttributeUpdateTarget,
-    OutgoingEvent,
+    OutgoingEvents,
     Skipped,
-    epoch_ms,
     event_attributes,
     total_amount,
 )
 from nami_pipelines.destinations.selection import (
     SANDBOX_DROPPED_REASON,
     chosen_id,
+    id_chooser,
     missing_id_reason,
     sandbox_dropped,
     usable_id,
@@ -43,9 +46,9 @@ from nami_pipelines.destinations.selection import (
 from nami_pipelines.event_types import (
     DEVICE_TRANSACTION,
     SENDABLE_EVENT_TYPES,
+    USER_EVENT_PREFIX,
     is_user_event,
 )
-from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 
 # Fixed for good: request and message ids derived from it must stay stable across releases.
@@ -54,6 +57,7 @@ NAMESPACE: Final = uuid.UUID("79426d10-a8cd-413a-9e94-0e28b5ac9878")
 _UUID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+_UUID_MATCH: Final = _UUID.fullmatch
 _SEPARATOR: Final = "\x1f"
 DEVELOPMENT: Final = "development"
 PRODUCTION: Final = "production"
@@ -89,33 +93,36 @@ _BatchKey = tuple[str, str, str | None]
 
 
 def build_mparticle_batches(
-    events: Sequence[OutgoingEvent], integration: MParticleIntegration
+    events: OutgoingEvents, integration: MParticleIntegration
 ) -> tuple[list[MParticleBatch], list[Skipped]]:
     """The batches for `events`, users in order of first appearance, each user's batches in
-    time order; and the events that cannot be sent, with the reason."""
-    groups: dict[_BatchKey, list[OutgoingEvent]] = {}
+    time order; and the events that cannot be sent, with the reason. A user's events come
+    together in delivery, so the group of the event before is reused without a lookup."""
+    rows = events.rows
+    groups: dict[_BatchKey, list[int]] = {}
     skipped: list[Skipped] = []
-    for item in events:
-        event = item.event
-        if sandbox_dropped(event.environment, integration.sandbox):
-            skipped.append(Skipped(event.event_id, event.nami_user_id, SANDBOX_DROPPED_REASON))
+    drop_sandbox = integration.sandbox == "drop"
+    choose = id_chooser(integration.customer_id, integration.fallback_to_nami_user_id)
+    last: tuple[str | None, str | None, str] | None = None
+    group: list[int] = []
+    for position, row in enumerate(rows):
+        event_id, user, external_id, environment = row[0], row[7], row[8], row[10]
+        if drop_sandbox and environment == SANDBOX:
+            skipped.append(Skipped(event_id, user, SANDBOX_DROPPED_REASON))
             continue
-        customer_id = _customer_id(integration, event.external_id, event.nami_user_id)
+        customer_id = choose(external_id, user)
         if customer_id is None:
-            skipped.append(
-                Skipped(
-                    event.event_id,
-                    event.nami_user_id,
-                    _missing_customer_id(integration, event.external_id, event.nami_user_id),
-                )
-            )
+            reason = _missing_customer_id(integration, external_id, user)
+            skipped.append(Skipped(event_id, user, reason))
             continue
-        key = (_environment(event.environment), customer_id, event.nami_user_id)
-        groups.setdefault(key, []).append(item)
+        if last is None or last[0] != user or last[1] != customer_id or last[2] != environment:
+            last = (user, customer_id, environment)
+            key = (_environment(environment), customer_id, user)
+            group = groups.setdefault(key, [])
+        group.append(position)
     batches: list[MParticleBatch] = []
-    for key, items in groups.items():
-        items.sort(key=_occurred_at)  # stable: simultaneous events keep their input order
-        batches.extend(_user_batches(key, items, integration))
+    for key, positions in groups.items():
+        batches.extend(_user_batches(key, _in_time_order(rows, positions), events, integration))
     return batches, skipped
 
 
@@ -140,6 +147,18 @@ def build_mparticle_attribute_batch(
     return MParticleBatch(body, (), target.nami_user_id)
 
 
+def build_mparticle_attribute_batches(
+    targets: Sequence[AttributeUpdateTarget], integration: MParticleIntegration
+) -> list[MParticleBatch]:
+    """The attribute batches of the updates that can be sent (the others are left out: the
+    user's next event carries the attributes anyway)."""
+    return [
+        batch
+        for batch in (build_mparticle_attribute_batch(t, integration) for t in targets)
+        if isinstance(batch, MParticleBatch)
+    ]
+
+
 def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | list[str]]:
     """The `namiml_*` attributes as mParticle takes them: lists of strings within its list
     limits, flags as the strings "true"/"false" (docs/mparticle.md)."""
@@ -158,9 +177,7 @@ def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | lis
 def message_id(event_id: str) -> str:
     """`source_message_id`: the event id itself, which Nami sends as a UUID; any other id is
     turned into a stable UUID (the schema requires one), so retries still deduplicate."""
-    if _UUID.fullmatch(event_id):
-        return event_id
-    return _uuid5(event_id)
+    return event_id if _UUID_MATCH(event_id) else _uuid5(event_id)
 
 
 def _customer_id(
@@ -187,28 +204,45 @@ def _environment(nami_environment: str) -> str:
     return DEVELOPMENT if nami_environment == SANDBOX else PRODUCTION
 
 
-def _occurred_at(item: OutgoingEvent) -> datetime:
-    return item.event.occurred_at
+def _in_time_order(rows: Sequence[tuple[Any, ...]], positions: list[int]) -> list[int]:
+    """One user's positions by time, stable (simultaneous events keep their input order): only
+    a check when they come in that order already, as delivery reads them."""
+    for before, after in itertools.pairwise(positions):
+        if rows[after][OCCURRED_AT] < rows[before][OCCURRED_AT]:
+            return sorted(positions, key=lambda p: rows[p][OCCURRED_AT])
+    return positions
 
 
 def _user_batches(
-    key: _BatchKey, items: list[OutgoingEvent], integration: MParticleIntegration
+    key: _BatchKey,
+    positions: list[int],
+    events: OutgoingEvents,
+    integration: MParticleIntegration,
 ) -> Iterator[MParticleBatch]:
     """One user's batches. A batch closes after a `user.*` event unless the next `user.*`
     event has the same attributes (e.g. `trial.started` and `purchased` at one instant):
     every `user.*` event still travels with the attributes as of itself, in fewer batches."""
+    rows, payloads, carried, revenue = (
+        events.rows,
+        events.payloads,
+        events.attributes,
+        events.revenue,
+    )
+    renames = integration.event_renames
     mapped: list[dict[str, Any]] = []
     event_ids: list[str] = []
     pending: UserAttributes | None = None  # attributes of the last user.* event in `mapped`
     cut = 0  # `mapped[:cut]` ends at that event
-    for item in items:
-        event = item.event
-        attributes = item.attributes if is_user_event(event.event_type) else None
+    for position in positions:
+        row = rows[position]
+        user_event = row[1].startswith(USER_EVENT_PREFIX)
+        attributes = carried[position] if user_event else None
         if attributes is not None and pending is not None and attributes != pending:
             yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
             del mapped[:cut], event_ids[:cut]
-        mapped.append(mparticle_event(event, integration, item.revenue))
-        event_ids.append(event.event_id)
+        converted = None if revenue is None else revenue[position]
+        mapped.append(_event(row, payloads[position], user_event, renames, converted))
+        event_ids.append(row[0])
         if attributes is not None:
             pending, cut = attributes, len(mapped)
     if pending is not None:
@@ -286,25 +320,37 @@ def _attribute_value(value: Any) -> str:
     return trim(as_text(value), MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS)
 
 
-def mparticle_event(
-    event: NamiEvent, integration: MParticleIntegration, revenue: ConvertedPrice | None = None
+def _event(
+    row: tuple[Any, ...],
+    payload: dict[str, Any],
+    user_event: bool,
+    renames: dict[str, str],
+    revenue: ConvertedPrice | None,
 ) -> dict[str, Any]:
     """One Nami event as an mParticle event (docs/mparticle.md; renames override the name);
     a transaction's `revenue`, when the feed converts, replaces the price the store charged."""
+    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type = row[:7]
     data: dict[str, Any] = {
-        "source_message_id": message_id(event.event_id),
-        "timestamp_unixtime_ms": epoch_ms(event.occurred_at),
-        "custom_attributes": event_attributes(event, _attribute_value),
+        "source_message_id": event_id if _UUID_MATCH(event_id) else _uuid5(event_id),
+        "timestamp_unixtime_ms": (occurred_at - EPOCH) // MILLISECOND,
+        "custom_attributes": event_attributes(
+            event_type,
+            platform_type,
+            app_platform_id,
+            payload,
+            MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
+            stringify=True,
+        ),
     }
-    rename = integration.event_renames.get(event.event_type)
-    if event.event_type == DEVICE_TRANSACTION:
-        _add_purchase(data, event.payload, revenue)
+    rename = renames.get(event_type) if renames else None
+    if user_event:
+        data["custom_event_type"] = "transaction"
+        data["event_name"] = rename or USER_EVENT_NAMES[event_type]
+    elif event_type == DEVICE_TRANSACTION:
+        _add_purchase(data, payload, revenue)
         if rename is not None:
             data["event_name"] = rename
         return {"event_type": "commerce_event", "data": data}
-    if is_user_event(event.event_type):
-        data["custom_event_type"] = "transaction"
-        data["event_name"] = rename or USER_EVENT_NAMES[event.event_type]
     else:  # device.impression: the schema has no impression custom event type
         data["custom_event_type"] = "other"
         data["event_name"] = rename or IMPRESSION_EVENT_NAME

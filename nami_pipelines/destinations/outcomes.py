@@ -1,6 +1,7 @@
 """What became of an event at a destination; the words the ledger stores; and the errors that
 stop an integration without deciding anything about its events."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -9,13 +10,13 @@ REJECTED = "rejected"
 SKIPPED = "skipped"
 
 
-class Outcome(NamedTuple):
-    """Final for one event: accepted, rejected (with the API's reason) or skipped (with ours).
-    A tuple: one is made per event sent, and a tuple is the cheapest immutable record."""
+class OutcomeGroup(NamedTuple):
+    """Final for some events: accepted, rejected (with the API's reason) or skipped (with
+    ours). One per request, or per reason within one: never an object per event."""
 
-    event_id: str
     status: str
-    reason: str | None = None
+    reason: str | None
+    event_ids: Sequence[str]
 
 
 class IntegrationStopped(RuntimeError):

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 from nami_pipelines.delivery.ledger import PENDING, Candidate, DeliveryLedger
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 
 DAY = date(2026, 2, 1)
 
@@ -20,9 +20,9 @@ def test_claim_record_and_never_claim_an_outcome_again(event_store):
     ledger.record(
         "feed",
         [
-            Outcome("e00000", ACCEPTED),
-            Outcome("e00001", REJECTED, "HTTP 400: bad"),
-            Outcome("e00002", SKIPPED, "no external_id"),
+            OutcomeGroup(ACCEPTED, None, ("e00000",)),
+            OutcomeGroup(REJECTED, "HTTP 400: bad", ("e00001",)),
+            OutcomeGroup(SKIPPED, "no external_id", ("e00002",)),
         ],
         worker="w1",
     )
@@ -58,9 +58,9 @@ def test_outcome_from_a_worker_that_lost_its_lease_is_ignored(event_store):
     events = candidates(1)
     ledger.claim("feed", events, worker="slow", lease=timedelta(seconds=-1))
     ledger.claim("feed", events, worker="fast")
-    ledger.record("feed", [Outcome("e00000", REJECTED, "late")], worker="slow")
+    ledger.record("feed", [OutcomeGroup(REJECTED, "late", ("e00000",))], worker="slow")
     assert ledger.entries("feed")[0]["status"] == PENDING
-    ledger.record("feed", [Outcome("e00000", ACCEPTED)], worker="fast")
+    ledger.record("feed", [OutcomeGroup(ACCEPTED, None, ("e00000",))], worker="fast")
     assert ledger.entries("feed")[0]["status"] == ACCEPTED
 
 
@@ -68,7 +68,7 @@ def test_resend_is_explicit(event_store):
     ledger = DeliveryLedger(event_store.engine)
     events = candidates(2)
     ledger.claim("feed", events, worker="w1")
-    ledger.record("feed", [Outcome(c.event_id, ACCEPTED) for c in events], worker="w1")
+    ledger.record("feed", [OutcomeGroup(ACCEPTED, None, [c.event_id for c in events])], worker="w1")
     assert ledger.claim("feed", events, worker="w2") == []
     assert sorted(ledger.claim("feed", events, worker="w2", resend=True)) == ["e00000", "e00001"]
 

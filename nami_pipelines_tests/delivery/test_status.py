@@ -9,7 +9,7 @@ import yaml
 
 from nami_pipelines.cli import main
 from nami_pipelines.delivery.ledger import Candidate, DeliveryLedger
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
 from nami_pipelines.events.store import EventStore
 from nami_pipelines_tests.builders import APP_ID, EventLog
 
@@ -75,11 +75,11 @@ def fixed_ledger(database_url, tmp_path, monkeypatch):
     ledger.record(
         NAME,
         [
-            Outcome(ids[0], ACCEPTED),
-            Outcome(ids[1], ACCEPTED),
-            Outcome(ids[2], REJECTED, "user_id is too short"),
-            Outcome(ids[3], SKIPPED, "no external id"),
-            Outcome(ids[4], SKIPPED, "no external id"),
+            OutcomeGroup(ACCEPTED, None, (ids[0],)),
+            OutcomeGroup(ACCEPTED, None, (ids[1],)),
+            OutcomeGroup(REJECTED, "user_id is too short", (ids[2],)),
+            OutcomeGroup(SKIPPED, "no external id", (ids[3],)),
+            OutcomeGroup(SKIPPED, "no external id", (ids[4],)),
         ],
         worker="w",
     )
