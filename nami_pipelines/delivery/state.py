@@ -74,11 +74,16 @@ def prepare_chunk(
     add_row, add_payload = events.rows.append, events.payloads.append
     add_attributes = events.attributes.append
     loads = orjson.loads
+    # A user's rows come together: their state and contact are looked up when the user changes.
+    last_user: str | None = None
+    state: RunningState | None = None
+    contact: Contact | None = None
     for row in chunk.rows:
         # The columns of `nami_events`, in order (`ROW_COLUMNS`).
         event_id, event_type, occurred_at, _, _, app_platform_id, _, user = row[:8]
         external_id, device_id, environment, payload_json = row[8:]
-        state = states.get(user) if user is not None else None
+        if user != last_user:
+            last_user, state, contact = user, states.get(user), contacts.get(user)
         sent = event_id in claimed
         if state is None and not sent:
             continue
@@ -101,9 +106,8 @@ def prepare_chunk(
         if user is not None:
             if attributes is not None:
                 carried[event_id] = len(events.rows)
-            contact = contacts.get(user)
             if contact is None:
-                contacts[user] = Contact(environment, device_id)
+                contact = contacts[user] = Contact(environment, device_id)
             else:
                 contact.environment = environment
                 if device_id is not None:

@@ -12,9 +12,8 @@ import hashlib
 import itertools
 import re
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, NamedTuple
 
 from nami_pipelines.api_limits import (
     MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
@@ -25,8 +24,13 @@ from nami_pipelines.config import MParticleIntegration
 from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.limits import as_text, canonical_text, trim, trim_list
 from nami_pipelines.destinations.outgoing import (
+    ENVIRONMENT,
     EPOCH,
+    EVENT_ID,
+    EVENT_TYPE,
+    EXTERNAL_ID,
     MILLISECOND,
+    NAMI_USER_ID,
     OCCURRED_AT,
     SANDBOX,
     AttributeUpdateTarget,
@@ -53,6 +57,9 @@ from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 
 # Fixed for good: request and message ids derived from it must stay stable across releases.
 NAMESPACE: Final = uuid.UUID("79426d10-a8cd-413a-9e94-0e28b5ac9878")
+_NAMESPACE_BYTES: Final = NAMESPACE.bytes  # a property computed anew on every read
+# A hex digit with its top two bits set to the RFC 4122 variant (10).
+_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 # The schema's `Uuid` pattern; matched whole, as the Rust validator does (no trailing newline).
 _UUID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -78,10 +85,10 @@ USER_EVENT_NAMES: Final[dict[str, str]] = {
 IMPRESSION_EVENT_NAME: Final = "impression"
 
 
-@dataclass(frozen=True, slots=True)
-class MParticleBatch:
+class MParticleBatch(NamedTuple):
     """One batch (one user, one environment): its JSON `body` and the Nami events it carries,
-    in order (empty for an attribute update)."""
+    in order (empty for an attribute update). A tuple: one is made per batch, a few events
+    each, and a frozen dataclass costs several times as much to build."""
 
     body: dict[str, Any]
     event_ids: tuple[str, ...]
@@ -106,7 +113,8 @@ def build_mparticle_batches(
     last: tuple[str | None, str | None, str] | None = None
     group: list[int] = []
     for position, row in enumerate(rows):
-        event_id, user, external_id, environment = row[0], row[7], row[8], row[10]
+        event_id, user = row[EVENT_ID], row[NAMI_USER_ID]
+        external_id, environment = row[EXTERNAL_ID], row[ENVIRONMENT]
         if drop_sandbox and environment == SANDBOX:
             skipped.append(Skipped(event_id, user, SANDBOX_DROPPED_REASON))
             continue
@@ -122,7 +130,7 @@ def build_mparticle_batches(
         group.append(position)
     batches: list[MParticleBatch] = []
     for key, positions in groups.items():
-        batches.extend(_user_batches(key, _in_time_order(rows, positions), events, integration))
+        _user_batches(key, _in_time_order(rows, positions), events, integration, batches)
     return batches, skipped
 
 
@@ -165,8 +173,10 @@ def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | lis
     mapped: dict[str, str | list[str]] = {}
     for name in ATTRIBUTE_NAMES:
         value = attributes.get(name)
-        if isinstance(value, bool):
-            mapped[name] = "true" if value else "false"
+        if value is True:
+            mapped[name] = "true"
+        elif value is False:
+            mapped[name] = "false"
         elif value is not None:
             mapped[name] = trim_list(
                 value, MPARTICLE_MAX_LIST_ENTRIES, MPARTICLE_MAX_LIST_ENTRY_CHARS
@@ -218,16 +228,14 @@ def _user_batches(
     positions: list[int],
     events: OutgoingEvents,
     integration: MParticleIntegration,
-) -> Iterator[MParticleBatch]:
-    """One user's batches. A batch closes after a `user.*` event unless the next `user.*`
-    event has the same attributes (e.g. `trial.started` and `purchased` at one instant):
-    every `user.*` event still travels with the attributes as of itself, in fewer batches."""
-    rows, payloads, carried, revenue = (
-        events.rows,
-        events.payloads,
-        events.attributes,
-        events.revenue,
-    )
+    batches: list[MParticleBatch],
+) -> None:
+    """One user's batches, added to `batches`. A batch closes after a `user.*` event unless
+    the next `user.*` event has the same attributes (e.g. `trial.started` and `purchased` at
+    one instant): every `user.*` event still travels with the attributes as of itself, in
+    fewer batches."""
+    rows, payloads, carried = events.rows, events.payloads, events.attributes
+    revenue = events.revenue
     renames = integration.event_renames
     mapped: list[dict[str, Any]] = []
     event_ids: list[str] = []
@@ -235,21 +243,21 @@ def _user_batches(
     cut = 0  # `mapped[:cut]` ends at that event
     for position in positions:
         row = rows[position]
-        user_event = row[1].startswith(USER_EVENT_PREFIX)
+        user_event = row[EVENT_TYPE].startswith(USER_EVENT_PREFIX)
         attributes = carried[position] if user_event else None
         if attributes is not None and pending is not None and attributes != pending:
-            yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
+            batches.append(_batch(key, mapped[:cut], event_ids[:cut], pending, integration))
             del mapped[:cut], event_ids[:cut]
         converted = None if revenue is None else revenue[position]
         mapped.append(_event(row, payloads[position], user_event, renames, converted))
-        event_ids.append(row[0])
+        event_ids.append(row[EVENT_ID])
         if attributes is not None:
             pending, cut = attributes, len(mapped)
-    if pending is not None:
-        yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
-        del mapped[:cut], event_ids[:cut]
-    if mapped:
-        yield _batch(key, mapped, event_ids, None, integration)
+    if pending is not None and cut < len(mapped):
+        batches.append(_batch(key, mapped[:cut], event_ids[:cut], pending, integration))
+        batches.append(_batch(key, mapped[cut:], event_ids[cut:], None, integration))
+    elif mapped:
+        batches.append(_batch(key, mapped, event_ids, pending, integration))
 
 
 def _batch(
@@ -277,11 +285,9 @@ def _request_id(*parts: str) -> str:
 def _uuid5(name: str) -> str:
     """`str(uuid.uuid5(NAMESPACE, name))`, without building a `UUID` on the way: every batch
     needs one, and the object cost three times the hash."""
-    digest = bytearray(hashlib.sha1(NAMESPACE.bytes + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    text = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    # The first 16 bytes, with the version (5) and the RFC 4122 variant written in.
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 def _batch_head(
@@ -309,8 +315,10 @@ def _with_nami_identity(
     `partner_identities`, so the option names one of the schema's own identity slots (`other`,
     `other_id_2`..`other_id_4`) that the workspace mapped to `namiml_user_id`; off by default.
     """
+    if integration.partner_identity is None:
+        return identities
     nami_user_id = usable_id(nami_user_id)
-    if integration.partner_identity is None or nami_user_id is None:
+    if nami_user_id is None:
         return identities
     return {**identities, integration.partner_identity: nami_user_id}
 
