@@ -79,9 +79,21 @@ def prepare_chunk(
     state: RunningState | None = None
     contact: Contact | None = None
     for row in chunk.rows:
-        # The columns of `nami_events`, in order (`ROW_COLUMNS`).
-        event_id, event_type, occurred_at, _, _, app_platform_id, _, user = row[:8]
-        external_id, device_id, environment, payload_json = row[8:]
+        # The columns of `nami_events`, in order (`ROW_COLUMNS`), in one unpacking.
+        (
+            event_id,
+            event_type,
+            occurred_at,
+            _,
+            _,
+            app_platform_id,
+            _,
+            user,
+            external_id,
+            device_id,
+            environment,
+            payload_json,
+        ) = row
         if user != last_user:
             last_user, state, contact = user, states.get(user), contacts.get(user)
         sent = event_id in claimed

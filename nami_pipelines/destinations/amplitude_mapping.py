@@ -81,8 +81,20 @@ def build_amplitude_events(
     usable_device: str | None = None
     for position in _user_and_time_order(rows):
         row = rows[position]
-        event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, user = row[:8]
-        external_id, device_id, environment = row[8:11]
+        (
+            event_id,
+            event_type,
+            occurred_at,
+            _,
+            _,
+            app_platform_id,
+            platform_type,
+            user,
+            external_id,
+            device_id,
+            environment,
+            _,
+        ) = row
         if drop_sandbox and environment == SANDBOX:
             skipped.append(Skipped(event_id, user, SANDBOX_DROPPED_REASON))
             continue
@@ -176,7 +188,7 @@ def amplitude_user_properties(attributes: UserAttributes) -> dict[str, bool | li
     properties: dict[str, bool | list[str]] = {}
     for name in ATTRIBUTE_NAMES:
         value = attributes.get(name)
-        if isinstance(value, bool):
+        if value is True or value is False:
             properties[name] = value
         elif value is not None:
             properties[name] = trim_list(

@@ -24,13 +24,10 @@ from nami_pipelines.config import MParticleIntegration
 from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.limits import as_text, canonical_text, trim, trim_list
 from nami_pipelines.destinations.outgoing import (
-    ENVIRONMENT,
     EPOCH,
     EVENT_ID,
     EVENT_TYPE,
-    EXTERNAL_ID,
     MILLISECOND,
-    NAMI_USER_ID,
     OCCURRED_AT,
     SANDBOX,
     AttributeUpdateTarget,
@@ -110,11 +107,12 @@ def build_mparticle_batches(
     skipped: list[Skipped] = []
     drop_sandbox = integration.sandbox == "drop"
     choose = id_chooser(integration.customer_id, integration.fallback_to_nami_user_id)
-    last: tuple[str | None, str | None, str] | None = None
-    group: list[int] = []
+    group: list[int] | None = None
+    last_user: str | None = None
+    last_customer: str | None = None
+    last_environment: str | None = None
     for position, row in enumerate(rows):
-        event_id, user = row[EVENT_ID], row[NAMI_USER_ID]
-        external_id, environment = row[EXTERNAL_ID], row[ENVIRONMENT]
+        event_id, _, _, _, _, _, _, user, external_id, _, environment, _ = row
         if drop_sandbox and environment == SANDBOX:
             skipped.append(Skipped(event_id, user, SANDBOX_DROPPED_REASON))
             continue
@@ -123,10 +121,14 @@ def build_mparticle_batches(
             reason = _missing_customer_id(integration, external_id, user)
             skipped.append(Skipped(event_id, user, reason))
             continue
-        if last is None or last[0] != user or last[1] != customer_id or last[2] != environment:
-            last = (user, customer_id, environment)
-            key = (_environment(environment), customer_id, user)
-            group = groups.setdefault(key, [])
+        if (
+            group is None
+            or user != last_user
+            or customer_id != last_customer
+            or environment != last_environment
+        ):
+            last_user, last_customer, last_environment = user, customer_id, environment
+            group = groups.setdefault((_environment(environment), customer_id, user), [])
         group.append(position)
     batches: list[MParticleBatch] = []
     for key, positions in groups.items():
@@ -337,7 +339,7 @@ def _event(
 ) -> dict[str, Any]:
     """One Nami event as an mParticle event (docs/mparticle.md; renames override the name);
     a transaction's `revenue`, when the feed converts, replaces the price the store charged."""
-    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type = row[:7]
+    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, _, _, _, _, _ = row
     data: dict[str, Any] = {
         "source_message_id": event_id if _UUID_MATCH(event_id) else _uuid5(event_id),
         "timestamp_unixtime_ms": (occurred_at - EPOCH) // MILLISECOND,
