@@ -25,7 +25,16 @@ from nami_pipelines.api_limits import (
     AMPLITUDE_MAX_PROPERTY_CHARS,
     MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
 )
-from nami_pipelines.destinations.outgoing import OutgoingEvents, Row, epoch_ms, event_attributes
+from nami_pipelines.destinations.outgoing import (
+    DEVICE_ID,
+    ENVIRONMENT,
+    EVENT_TYPE,
+    NAMI_USER_ID,
+    OutgoingEvents,
+    Row,
+    epoch_ms,
+    event_attributes,
+)
 from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION, is_user_event
 from nami_pipelines.snapshots.attributes import UserAttributes
 
@@ -96,10 +105,10 @@ def amplitude_sdk_event(item: Item) -> Any:
     from amplitude import BaseEvent
 
     row, payload, attributes = item
-    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, user = row[:8]
+    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, user, *_ = row
     options: dict[str, Any] = {
         "user_id": user,
-        "device_id": row[9],
+        "device_id": row[DEVICE_ID],
         "time": epoch_ms(occurred_at),
         "insert_id": event_id,
         "platform": PLATFORMS.get(platform_type or "", platform_type),
@@ -197,9 +206,11 @@ def mparticle_sdk_event(item: Item) -> Any:
     import mparticle
 
     row, payload, _ = item
-    event_id, event_type, occurred_at = row[:3]
+    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, *_ = row
     limit = MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS
-    attributes = event_attributes(event_type, row[6], row[5], payload, limit, stringify=True)
+    attributes = event_attributes(
+        event_type, platform_type, app_platform_id, payload, limit, stringify=True
+    )
     common: dict[str, Any] = {
         "timestamp_unixtime_ms": epoch_ms(occurred_at),
         "source_message_id": event_id,
@@ -238,11 +249,11 @@ def mparticle_sdk_batches(outgoing: OutgoingEvents) -> Iterator[Any]:
     users: dict[tuple[str, str | None], list[Item]] = {}
     for item in items(outgoing):
         row = item[0]
-        users.setdefault((row[10], row[7]), []).append(item)
+        users.setdefault((row[ENVIRONMENT], row[NAMI_USER_ID]), []).append(item)
     for (environment, user), of_user in users.items():
         latest = None
         for row, _, attributes in of_user:
-            if attributes is not None and is_user_event(row[1]):
+            if attributes is not None and is_user_event(row[EVENT_TYPE]):
                 latest = attributes
         batch = mparticle.Batch(
             environment="development" if environment == "sandbox" else "production",

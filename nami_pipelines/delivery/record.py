@@ -48,8 +48,8 @@ class LedgerSink(DeliverySink):
         self.worker = worker
         self.report = report
         # The chunk's events, and where its `user.*` events with attributes sit among them.
-        self.events = events or OutgoingEvents()
-        self.carried = carried or {}
+        self.events = OutgoingEvents() if events is None else events
+        self.carried = {} if carried is None else carried
         # Per user, the attributes of their latest accepted `user.*` event: what the profile holds.
         self.profiles: dict[str, UserAttributes] = {}
 

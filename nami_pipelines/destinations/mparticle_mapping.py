@@ -341,7 +341,7 @@ def _event(
     a transaction's `revenue`, when the feed converts, replaces the price the store charged."""
     event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, _, _, _, _, _ = row
     data: dict[str, Any] = {
-        "source_message_id": event_id if _UUID_MATCH(event_id) else _uuid5(event_id),
+        "source_message_id": message_id(event_id),
         "timestamp_unixtime_ms": (occurred_at - EPOCH) // MILLISECOND,
         "custom_attributes": event_attributes(
             event_type,

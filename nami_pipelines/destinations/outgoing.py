@@ -49,6 +49,7 @@ OCCURRED_AT: Final = ROW_COLUMNS.index("occurred_at")
 PLATFORM_TYPE: Final = ROW_COLUMNS.index("platform_type")
 NAMI_USER_ID: Final = ROW_COLUMNS.index("nami_user_id")
 EXTERNAL_ID: Final = ROW_COLUMNS.index("external_id")
+DEVICE_ID: Final = ROW_COLUMNS.index("device_id")
 ENVIRONMENT: Final = ROW_COLUMNS.index("environment")
 
 
