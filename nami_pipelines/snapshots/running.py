@@ -103,18 +103,26 @@ class RunningState:
         return any(until is None or until > at for _, _, until in self.entitlements)
 
     def attributes_at(self, at: datetime) -> UserAttributes:
-        """The eight attribute values at instant `at` (no event between the last one and `at`)."""
-        active = [
-            (ref, sku) for ref, sku, until in self.entitlements if until is None or until > at
-        ]
-        device_ids = sorted(self.devices)
-        platforms = [self.devices[device] for device in device_ids]
+        """The eight attribute values at instant `at` (no event between the last one and `at`).
+        One loop over the entitlements: delivery asks this for every `user.*` event it sends."""
+        refs: set[str] = set()
+        skus: set[str] = set()
+        for ref, sku, until in self.entitlements:
+            if until is None or until > at:
+                refs.add(ref)
+                if sku is not None:
+                    skus.add(sku)
+        devices = self.devices
+        device_ids = sorted(devices)
         return {
-            ACTIVE_ENTITLEMENTS: sorted({ref for ref, _ in active}),
-            ACTIVE_SKUS: sorted({sku for _, sku in active if sku is not None}),
+            ACTIVE_ENTITLEMENTS: sorted(refs),
+            ACTIVE_SKUS: sorted(skus),
             DEVICE_IDS: device_ids,
-            DEVICE_PLATFORMS: [p if isinstance(p, str) else "" for p in platforms],
-            **attribute_flags(self.journey, bool(active), self.once_paid),
+            DEVICE_PLATFORMS: [
+                platform if isinstance(platform := devices[device], str) else ""
+                for device in device_ids
+            ],
+            **attribute_flags(self.journey, bool(refs), self.once_paid),
         }
 
 
