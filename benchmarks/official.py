@@ -118,7 +118,7 @@ def amplitude_sdk_event(item: Item) -> Any:
             app_platform_id,
             payload,
             AMPLITUDE_MAX_PROPERTY_CHARS,
-            stringify=False,
+            False,
         ),
     }
     if event_type == DEVICE_TRANSACTION:
@@ -208,9 +208,7 @@ def mparticle_sdk_event(item: Item) -> Any:
     row, payload, _ = item
     event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, *_ = row
     limit = MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS
-    attributes = event_attributes(
-        event_type, platform_type, app_platform_id, payload, limit, stringify=True
-    )
+    attributes = event_attributes(event_type, platform_type, app_platform_id, payload, limit, True)
     common: dict[str, Any] = {
         "timestamp_unixtime_ms": epoch_ms(occurred_at),
         "source_message_id": event_id,

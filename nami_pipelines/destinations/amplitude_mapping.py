@@ -93,7 +93,7 @@ def build_amplitude_events(
             external_id,
             device_id,
             environment,
-            _,
+            payload_json,
         ) = row
         if drop_sandbox and environment == SANDBOX:
             skipped.append(Skipped(event_id, user, SANDBOX_DROPPED_REASON))
@@ -128,7 +128,7 @@ def build_amplitude_events(
         if platform is not None:
             body["platform"] = platform
         properties = event_attributes(
-            event_type, platform_type, app_platform_id, payload, limit, stringify=False
+            event_type, platform_type, app_platform_id, payload, limit, False, len(payload_json)
         )
         if environment == SANDBOX:
             properties[ENVIRONMENT_PROPERTY] = SANDBOX

@@ -8,10 +8,7 @@ without attributes. Every batch built here validates against the official draft-
 including the optional Nami user id identity (see `_with_nami_identity`).
 """
 
-import hashlib
 import itertools
-import re
-import uuid
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
@@ -23,6 +20,7 @@ from nami_pipelines.api_limits import (
 from nami_pipelines.config import MParticleIntegration
 from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.limits import as_text, canonical_text, trim, trim_list
+from nami_pipelines.destinations.mparticle_ids import message_id, request_id
 from nami_pipelines.destinations.outgoing import (
     EPOCH,
     EVENT_ID,
@@ -52,17 +50,6 @@ from nami_pipelines.event_types import (
 )
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 
-# Fixed for good: request and message ids derived from it must stay stable across releases.
-NAMESPACE: Final = uuid.UUID("79426d10-a8cd-413a-9e94-0e28b5ac9878")
-_NAMESPACE_BYTES: Final = NAMESPACE.bytes  # a property computed anew on every read
-# A hex digit with its top two bits set to the RFC 4122 variant (10).
-_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-# The schema's `Uuid` pattern; matched whole, as the Rust validator does (no trailing newline).
-_UUID: Final = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-_UUID_MATCH: Final = _UUID.fullmatch
-_SEPARATOR: Final = "\x1f"
 DEVELOPMENT: Final = "development"
 PRODUCTION: Final = "production"
 
@@ -149,10 +136,12 @@ def build_mparticle_attribute_batch(
     environment = _environment(target.environment)
     attributes = mparticle_user_attributes(target.attributes)
     as_of = "" if target.as_of is None else target.as_of.isoformat()
-    request_id = _request_id(
+    source_request_id = request_id(
         integration.name, "attributes", environment, customer_id, as_of, canonical_text(attributes)
     )
-    body = _batch_head(integration, environment, customer_id, target.nami_user_id, request_id)
+    body = _batch_head(
+        integration, environment, customer_id, target.nami_user_id, source_request_id
+    )
     body["user_attributes"] = attributes
     return MParticleBatch(body, (), target.nami_user_id)
 
@@ -184,12 +173,6 @@ def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | lis
                 value, MPARTICLE_MAX_LIST_ENTRIES, MPARTICLE_MAX_LIST_ENTRY_CHARS
             )
     return mapped
-
-
-def message_id(event_id: str) -> str:
-    """`source_message_id`: the event id itself, which Nami sends as a UUID; any other id is
-    turned into a stable UUID (the schema requires one), so retries still deduplicate."""
-    return event_id if _UUID_MATCH(event_id) else _uuid5(event_id)
 
 
 def _customer_id(
@@ -270,26 +253,12 @@ def _batch(
     integration: MParticleIntegration,
 ) -> MParticleBatch:
     environment, customer_id, nami_user_id = key
-    request_id = _request_id(integration.name, "events", *sorted(event_ids))
-    body = _batch_head(integration, environment, customer_id, nami_user_id, request_id)
+    source_request_id = request_id(integration.name, "events", *sorted(event_ids))
+    body = _batch_head(integration, environment, customer_id, nami_user_id, source_request_id)
     if attributes is not None:
         body["user_attributes"] = mparticle_user_attributes(attributes)
     body["events"] = events
     return MParticleBatch(body, tuple(event_ids), nami_user_id)
-
-
-def _request_id(*parts: str) -> str:
-    """`source_request_id`: derived from what the batch is, so a retry of the same batch,
-    even after a restart, reuses it."""
-    return _uuid5(_SEPARATOR.join(parts))
-
-
-def _uuid5(name: str) -> str:
-    """`str(uuid.uuid5(NAMESPACE, name))`, without building a `UUID` on the way: every batch
-    needs one, and the object cost three times the hash."""
-    text = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
-    # The first 16 bytes, with the version (5) and the RFC 4122 variant written in.
-    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 def _batch_head(
@@ -297,11 +266,11 @@ def _batch_head(
     environment: str,
     customer_id: str,
     nami_user_id: str | None,
-    request_id: str,
+    source_request_id: str,
 ) -> dict[str, Any]:
     return {
         "environment": environment,
-        "source_request_id": request_id,
+        "source_request_id": source_request_id,
         "user_identities": _with_nami_identity(
             {"customer_id": customer_id}, integration, nami_user_id
         ),
@@ -339,7 +308,20 @@ def _event(
 ) -> dict[str, Any]:
     """One Nami event as an mParticle event (docs/mparticle.md; renames override the name);
     a transaction's `revenue`, when the feed converts, replaces the price the store charged."""
-    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, _, _, _, _, _ = row
+    (
+        event_id,
+        event_type,
+        occurred_at,
+        _,
+        _,
+        app_platform_id,
+        platform_type,
+        _,
+        _,
+        _,
+        _,
+        payload_json,
+    ) = row
     data: dict[str, Any] = {
         "source_message_id": message_id(event_id),
         "timestamp_unixtime_ms": (occurred_at - EPOCH) // MILLISECOND,
@@ -349,7 +331,8 @@ def _event(
             app_platform_id,
             payload,
             MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
-            stringify=True,
+            True,
+            len(payload_json),
         ),
     }
     rename = renames.get(event_type) if renames else None

@@ -147,13 +147,15 @@ def event_attributes(
     app_platform_id: str | None,
     payload: dict[str, Any],
     limit: int,
-    *,
     stringify: bool,
+    payload_text_length: int | None = None,
 ) -> dict[str, Any]:
     """The custom attributes (docs/mparticle.md) of an event, absent and null values left out:
     strings cut to `limit` characters, and with `stringify` every value as text first (the
     receiving API's typing). The one loop both mappings run per event, so a value is only
-    looked at again when it is not a string or is over the limit."""
+    looked at again when it is not a string or may be over the limit: a string in the payload
+    is never longer than the payload's JSON text, so when `payload_text_length` (that text's
+    length) is within the limit, none of them is measured."""
     if event_type.startswith(USER_EVENT_PREFIX):
         attributes = {
             "namiml_event_category": "user",
@@ -171,14 +173,19 @@ def event_attributes(
         fields = _TRANSACTION_FIELDS
     else:
         raise ValueError(f"event has an unknown type {event_type!r}")
+    fits = payload_text_length is not None and payload_text_length <= limit
+    get = payload.get
     for name, source in fields:
-        value = payload.get(source)
+        value = get(source)
         if value is None:
             continue
-        if type(value) is not str:
+        if value.__class__ is not str:
             if not stringify:
                 attributes[name] = value
                 continue
             value = as_text(value)
+        elif fits:
+            attributes[name] = value
+            continue
         attributes[name] = value if len(value) <= limit else value[:limit]
     return attributes

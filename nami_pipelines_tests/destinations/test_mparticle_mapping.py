@@ -14,8 +14,8 @@ from nami_pipelines.api_limits import (
     MPARTICLE_MAX_LIST_ENTRIES,
     MPARTICLE_MAX_LIST_ENTRY_CHARS,
 )
+from nami_pipelines.destinations.mparticle_ids import NAMESPACE
 from nami_pipelines.destinations.mparticle_mapping import (
-    NAMESPACE,
     MParticleBatch,
     build_mparticle_attribute_batch,
     build_mparticle_batches,
