@@ -8,9 +8,13 @@ without attributes. Every batch built here validates against the official draft-
 including the optional Nami user id identity (see `_with_nami_identity`).
 """
 
+import functools
 import itertools
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final, NamedTuple
+
+import orjson
 
 from nami_pipelines.api_limits import (
     MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
@@ -135,9 +139,9 @@ def build_mparticle_attribute_batch(
         return Skipped(None, target.nami_user_id, reason)
     environment = _environment(target.environment)
     attributes = mparticle_user_attributes(target.attributes)
-    as_of = "" if target.as_of is None else target.as_of.isoformat()
+    as_of = "" if target.as_of is None else _instant_text(target.as_of)
     source_request_id = request_id(
-        integration.name, "attributes", environment, customer_id, as_of, canonical_text(attributes)
+        integration.name, "attributes", environment, customer_id, as_of, _values_text(attributes)
     )
     body = _batch_head(
         integration, environment, customer_id, target.nami_user_id, source_request_id
@@ -156,6 +160,23 @@ def build_mparticle_attribute_batches(
         for batch in (build_mparticle_attribute_batch(t, integration) for t in targets)
         if isinstance(batch, MParticleBatch)
     ]
+
+
+@functools.lru_cache(maxsize=64)
+def _instant_text(moment: datetime) -> str:
+    """An update's instant in its request id: a chunk's updates share one, written once."""
+    return moment.isoformat()
+
+
+def _values_text(attributes: dict[str, str | list[str]]) -> str:
+    """`canonical_text` of mapped attributes (strings only), as their request id needs it:
+    orjson's key-sorted output where that is the same text (ASCII, without the DEL the
+    standard encoder escapes), several times faster; the standard encoder otherwise."""
+    try:
+        text = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return canonical_text(attributes)
+    return text if text.isascii() and "\x7f" not in text else canonical_text(attributes)
 
 
 def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | list[str]]:
