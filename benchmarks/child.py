@@ -25,6 +25,7 @@ from benchmarks.common import (
 )
 from benchmarks.measure import Span, children_peak_rss_mb, current_rss_mb, peak_rss_mb, timed
 from benchmarks.stages import StageTimer, install
+from nami_pipelines.destinations.outgoing import OutgoingEvents
 
 Task = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -105,7 +106,7 @@ def _peak_with_workers(workers: int) -> float:
     return peak_rss_mb() + (workers * children_peak_rss_mb() if workers > 1 else 0.0)
 
 
-def _prepared(arguments: dict[str, Any]) -> list[Any]:
+def _prepared(arguments: dict[str, Any]) -> OutgoingEvents:
     """The day's outgoing events, untimed. Both integrations select the same events (every
     type of the production app), so the list is built once per dataset and kept beside it."""
     cache = Path(arguments["outgoing_cache"]) if arguments.get("outgoing_cache") else None
@@ -200,7 +201,7 @@ def ceiling(arguments: dict[str, Any]) -> dict[str, Any]:
     url = arguments["url"]
     workers = arguments["max_in_flight"]
     if api == "amplitude":
-        events = [event.body for event in build_amplitude_events(outgoing, integration)[0]]
+        events = build_amplitude_events(outgoing, integration)[0]
         del outgoing
         _freeze()
         with timed(arguments.get("emulator_pid")) as span:

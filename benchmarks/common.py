@@ -12,7 +12,7 @@ from typing import Any, Literal
 from nami_pipelines.config import AnyIntegration, parse_integrations
 from nami_pipelines.delivery.read import EVENT_ID, day_chunks
 from nami_pipelines.delivery.state import prepare_chunk
-from nami_pipelines.destinations.outgoing import OutgoingEvent
+from nami_pipelines.destinations.outgoing import OutgoingEvents
 from nami_pipelines.emulators import EmulatorSettings
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.samples import PRODUCTION_APP_ID
@@ -100,15 +100,19 @@ def integration_for(
     return parse_integrations({"integrations": [document]})[0]
 
 
-def day_outgoing(store: EventStore, integration: AnyIntegration, day: date) -> list[OutgoingEvent]:
+def day_outgoing(store: EventStore, integration: AnyIntegration, day: date) -> OutgoingEvents:
     """The day's selected events, each `user.*` event with the attributes as of itself: what
-    `deliver_day` hands the mapping. The official SDKs and the ceiling start from this list,
-    built before their clocks start, so they get the attribute lookup for free."""
+    `deliver_day` hands the mapping, chunk by chunk, here in one. The official SDKs and the
+    ceiling start from these, built before their clocks start, so they get the attribute lookup
+    for free."""
     repository = SnapshotRepository(store.engine)
-    outgoing: list[OutgoingEvent] = []
+    outgoing = OutgoingEvents()
     now = datetime.now(UTC)
     for chunk in day_chunks(store, integration, day):
         if chunk.selected:
             claimed = {row[EVENT_ID] for row in chunk.selected}
-            outgoing += prepare_chunk(store, repository, chunk, claimed, day, now).outgoing
+            events = prepare_chunk(store, repository, chunk, claimed, day, now).events
+            outgoing.rows += events.rows
+            outgoing.payloads += events.payloads
+            outgoing.attributes += events.attributes
     return outgoing

@@ -1,7 +1,7 @@
 """The official SDKs sending the same events, configured for their best throughput.
 
-Each SDK starts from the list `deliver_day` would map (events with their attributes, built before
-the clock starts) and does its own mapping into its own event objects, kept as simple as the
+Each SDK starts from the events `deliver_day` would map (rows, payloads and attributes, built
+before the clock starts) and does its own mapping into its own event objects, kept as simple as the
 documented mapping allows (docs/mparticle.md, docs/amplitude.md): the same event names, ids, times,
 identities, custom attributes, revenue and `namiml_*` attributes, so requests carry the same data.
 What the SDKs do not do (the ledger, reading the database, the attribute lookup) is not asked of
@@ -12,16 +12,34 @@ install it, and the case is reported as skipped.
 """
 
 import importlib.util
+import itertools
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from nami_pipelines.destinations.outgoing import OutgoingEvent, epoch_ms, event_attributes
+from nami_pipelines.api_limits import (
+    AMPLITUDE_MAX_PROPERTY_CHARS,
+    MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
+)
+from nami_pipelines.destinations.outgoing import (
+    DEVICE_ID,
+    ENVIRONMENT,
+    EVENT_TYPE,
+    NAMI_USER_ID,
+    OutgoingEvents,
+    Row,
+    epoch_ms,
+    event_attributes,
+)
 from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION, is_user_event
+from nami_pipelines.snapshots.attributes import UserAttributes
+
+# One event as the SDK cases take it: its row, its parsed payload and its attributes.
+Item = tuple[Row, dict[str, Any], UserAttributes | None]
 
 SDK_MODULES = {"amplitude": "amplitude", "mparticle": "mparticle"}
 SDK_PACKAGES = {"amplitude": "amplitude-analytics", "mparticle": "mparticle"}
@@ -53,18 +71,22 @@ class SdkRun:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _same_value(value: Any) -> Any:
-    return value
+def items(outgoing: OutgoingEvents) -> Iterator[Item]:
+    """The events one at a time, as an SDK's caller would hand them over."""
+    return zip(outgoing.rows, outgoing.payloads, outgoing.attributes, strict=True)
 
 
 # Amplitude ------------------------------------------------------------------------------------
 
 
-def amplitude_flush_size(outgoing: Sequence[OutgoingEvent], sample: int = 2000) -> int:
+def amplitude_flush_size(outgoing: OutgoingEvents, sample: int = 2000) -> int:
     """The largest flush size whose requests stay under Amplitude's 1 MB, at most its 2,000
     events: "flush size at the limit". A larger setting gets 413s, which make the SDK halve its
     flush size and resend, so this is its best setting for these events."""
-    bodies = [amplitude_sdk_event(item).get_event_body() for item in outgoing[:sample]]
+    bodies = [
+        amplitude_sdk_event(item).get_event_body()
+        for item in itertools.islice(items(outgoing), sample)
+    ]
     if not bodies:
         return AMPLITUDE_MAX_EVENTS_PER_REQUEST
     largest = max(len(json.dumps(body, sort_keys=True)) for body in bodies)
@@ -77,22 +99,29 @@ def amplitude_flush_size(outgoing: Sequence[OutgoingEvent], sample: int = 2000) 
     )
 
 
-def amplitude_sdk_event(item: OutgoingEvent) -> Any:
+def amplitude_sdk_event(item: Item) -> Any:
     """One event as the Amplitude SDK's `BaseEvent` (docs/amplitude.md fields, Nami user id as
     user id)."""
     from amplitude import BaseEvent
 
-    event = item.event
-    payload = event.payload
+    row, payload, attributes = item
+    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, user, *_ = row
     options: dict[str, Any] = {
-        "user_id": event.nami_user_id,
-        "device_id": event.device_id,
-        "time": epoch_ms(event.occurred_at),
-        "insert_id": event.event_id,
-        "platform": PLATFORMS.get(event.platform_type or "", event.platform_type),
-        "event_properties": event_attributes(event, _same_value),
+        "user_id": user,
+        "device_id": row[DEVICE_ID],
+        "time": epoch_ms(occurred_at),
+        "insert_id": event_id,
+        "platform": PLATFORMS.get(platform_type or "", platform_type),
+        "event_properties": event_attributes(
+            event_type,
+            platform_type,
+            app_platform_id,
+            payload,
+            AMPLITUDE_MAX_PROPERTY_CHARS,
+            False,
+        ),
     }
-    if event.event_type == DEVICE_TRANSACTION:
+    if event_type == DEVICE_TRANSACTION:
         quantity = payload.get("quantity", 1)
         options.update(
             price=payload["price"],
@@ -102,13 +131,13 @@ def amplitude_sdk_event(item: OutgoingEvent) -> Any:
             revenue_type="purchase",
             currency=payload["currency"],
         )
-    if item.attributes is not None and is_user_event(event.event_type):
-        options["user_properties"] = dict(item.attributes)
-    return BaseEvent(event.event_type, **options)
+    if attributes is not None and is_user_event(event_type):
+        options["user_properties"] = dict(attributes)
+    return BaseEvent(event_type, **options)
 
 
 def send_with_amplitude_sdk(
-    outgoing: Sequence[OutgoingEvent],
+    outgoing: OutgoingEvents,
     *,
     api_key: str,
     server_url: str,
@@ -150,7 +179,7 @@ def send_with_amplitude_sdk(
     }
     client = Amplitude(api_key, config)
     started = time.perf_counter()
-    events = [amplitude_sdk_event(item) for item in outgoing]
+    events = [amplitude_sdk_event(item) for item in items(outgoing)]
     run.mapping_seconds = time.perf_counter() - started
     for event in events:
         client.track(event)
@@ -172,19 +201,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def mparticle_sdk_event(item: OutgoingEvent) -> Any:
+def mparticle_sdk_event(item: Item) -> Any:
     """One event as the mParticle SDK's `AppEvent` or `CommerceEvent` (docs/mparticle.md fields)."""
     import mparticle
 
-    event = item.event
-    payload = event.payload
-    attributes = event_attributes(event, _text)
+    row, payload, _ = item
+    event_id, event_type, occurred_at, _, _, app_platform_id, platform_type, *_ = row
+    limit = MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS
+    attributes = event_attributes(event_type, platform_type, app_platform_id, payload, limit, True)
     common: dict[str, Any] = {
-        "timestamp_unixtime_ms": epoch_ms(event.occurred_at),
-        "source_message_id": event.event_id,
+        "timestamp_unixtime_ms": epoch_ms(occurred_at),
+        "source_message_id": event_id,
         "custom_attributes": attributes,
     }
-    if event.event_type == DEVICE_TRANSACTION:
+    if event_type == DEVICE_TRANSACTION:
         quantity = payload.get("quantity", 1)
         product = mparticle.Product(
             id=payload["sku_ref_id"],
@@ -201,31 +231,32 @@ def mparticle_sdk_event(item: OutgoingEvent) -> Any:
         return mparticle.CommerceEvent(
             product_action=action, currency_code=payload["currency"], **common
         )
-    if is_user_event(event.event_type):
-        name = event.event_type.removeprefix("user.").replace(".", "_")
+    if is_user_event(event_type):
+        name = event_type.removeprefix("user.").replace(".", "_")
         return mparticle.AppEvent(event_name=name, custom_event_type="transaction", **common)
-    name = "impression" if event.event_type == DEVICE_IMPRESSION else event.event_type
+    name = "impression" if event_type == DEVICE_IMPRESSION else event_type
     return mparticle.AppEvent(event_name=name, custom_event_type="other", **common)
 
 
-def mparticle_sdk_batches(outgoing: Sequence[OutgoingEvent]) -> Iterator[Any]:
+def mparticle_sdk_batches(outgoing: OutgoingEvents) -> Iterator[Any]:
     """One `Batch` per user and environment with all the user's events of the list and the
     attributes as of the user's latest `user.*` event: simpler than our per-event cuts, and
     fewer batches, which only helps the SDK."""
     import mparticle
 
-    users: dict[tuple[str, str | None], list[OutgoingEvent]] = {}
-    for item in outgoing:
-        users.setdefault((item.event.environment, item.event.nami_user_id), []).append(item)
-    for (environment, user), items in users.items():
+    users: dict[tuple[str, str | None], list[Item]] = {}
+    for item in items(outgoing):
+        row = item[0]
+        users.setdefault((row[ENVIRONMENT], row[NAMI_USER_ID]), []).append(item)
+    for (environment, user), of_user in users.items():
         latest = None
-        for item in items:
-            if item.attributes is not None and is_user_event(item.event.event_type):
-                latest = item.attributes
+        for row, _, attributes in of_user:
+            if attributes is not None and is_user_event(row[EVENT_TYPE]):
+                latest = attributes
         batch = mparticle.Batch(
             environment="development" if environment == "sandbox" else "production",
             user_identities=mparticle.UserIdentities(customerid=user),
-            events=[mparticle_sdk_event(item) for item in items],
+            events=[mparticle_sdk_event(item) for item in of_user],
         )
         if latest is not None:
             batch.user_attributes = {
@@ -254,7 +285,7 @@ def _bulk_calls(batches: Iterable[Any]) -> Iterator[list[Any]]:
 
 
 def send_with_mparticle_sdk(
-    outgoing: Sequence[OutgoingEvent],
+    outgoing: OutgoingEvents,
     *,
     host: str,
     key: str,

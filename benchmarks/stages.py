@@ -5,9 +5,9 @@ Each timed call adds the CPU time of the thread that runs it (`time.thread_time`
 of timed calls made inside it, to its stage: so a stage's number is its own work whichever
 thread does it (the ledger writer's thread, the HTTP sender threads) and nothing is counted
 twice. Whatever no timed function covers (the send loop's bookkeeping, the ledger sink, thread
-hand-offs, garbage collection) is the "other" row. The wrappers cost well under a microsecond
-per call, and only a few calls are made per request or per chunk, except `encode`, one per
-event.
+hand-offs, garbage collection) is the "other" row. The wrappers cost about a microsecond per
+call, so every timed function is one called per chunk or per request, never per event: the
+encoding of a request's events is timed as the packing step that fills that request.
 """
 
 import functools
@@ -78,10 +78,15 @@ _TIMED = (
     ("state", "nami_pipelines.delivery.run", "prepare_chunk"),
     ("state", "nami_pipelines.delivery.profiles", "_closing_values"),
     ("mapping", "nami_pipelines.destinations.amplitude_client", "build_amplitude_events"),
-    ("mapping", "nami_pipelines.destinations.amplitude_client", "build_identification"),
+    ("mapping", "nami_pipelines.destinations.amplitude_client", "build_identifications"),
     ("mapping", "nami_pipelines.destinations.mparticle_client", "build_mparticle_batches"),
-    ("mapping", "nami_pipelines.destinations.mparticle_client", "build_mparticle_attribute_batch"),
-    ("encoding", "nami_pipelines.destinations.packing", "encode"),
+    (
+        "mapping",
+        "nami_pipelines.destinations.mparticle_client",
+        "build_mparticle_attribute_batches",
+    ),
+    # A generator: each step encodes and packs one request's events or batches.
+    ("encoding", "nami_pipelines.destinations.packing", "fill_requests"),
     ("encoding", "nami_pipelines.destinations.amplitude_client", "encode"),
     ("ledger", "nami_pipelines.delivery.run", "claim_rows"),
     # The writer's group commits, with every write in them (record, release, end_claims,

@@ -22,7 +22,7 @@ from nami_pipelines.demo_webhooks import (
     receiver_process,
     signed_webhooks,
 )
-from nami_pipelines.destinations.mparticle_mapping import message_id
+from nami_pipelines.destinations.mparticle_ids import message_id
 from nami_pipelines.emulators import EmulatorProcess
 from nami_pipelines.receiver.apps import SHARED_SECRET_VARIABLE
 from nami_pipelines.samples import PRODUCTION_APP_ID, generate_events

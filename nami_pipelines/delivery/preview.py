@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.delivery.profiles import attribute_targets
-from nami_pipelines.delivery.read import EVENT_ID, USER_AT, day_chunks
+from nami_pipelines.delivery.read import EVENT_ID, OCCURRED_AT, USER_AT, day_chunks
 from nami_pipelines.delivery.revenue_rates import revenue_conversion
 from nami_pipelines.delivery.state import prepare_chunk
 from nami_pipelines.destinations.client import DestinationClient
@@ -44,10 +44,11 @@ def preview_day(
             continue
         prepared = prepare_chunk(store, repository, chunk, to_send, day, now)
         touched.update(prepared.contacts)
-        for item in sorted(prepared.outgoing, key=lambda item: item.event.occurred_at):
-            if item.attributes is not None and item.event.nami_user_id:
-                carried_last[item.event.nami_user_id] = item.attributes
-        outgoing, _held = with_converted_revenue(prepared.outgoing, revenue)
+        events = prepared.events
+        rows = events.rows
+        for position in sorted(prepared.carried.values(), key=lambda p: rows[p][OCCURRED_AT]):
+            carried_last[rows[position][USER_AT]] = events.attributes[position]
+        outgoing, _held = with_converted_revenue(events, revenue)
         yield from client.render_events(outgoing)
     targets, _ = attribute_targets(
         store=store,

@@ -10,13 +10,8 @@ from nami_pipelines.delivery.read import EVENT_ID, USER_AT, Row
 from nami_pipelines.delivery.report import DeliveryReport
 from nami_pipelines.destinations.client import DeliverySink
 from nami_pipelines.destinations.http import Unresolved
-from nami_pipelines.destinations.outcomes import (
-    ACCEPTED,
-    REJECTED,
-    SKIPPED,
-    Outcome,
-    OutcomeGroup,
-)
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
+from nami_pipelines.destinations.outgoing import OutgoingEvents
 from nami_pipelines.snapshots.attributes import UserAttributes
 
 
@@ -53,25 +48,25 @@ class LedgerSink(DeliverySink):
         worker: str,
         report: DeliveryReport,
         claim: Claim | None = None,
-        carried: dict[str, tuple[str, UserAttributes]] | None = None,
+        events: OutgoingEvents | None = None,
+        carried: dict[str, int] | None = None,
     ) -> None:
         """`claim`: the events this sink records outcomes of (none, for attribute updates
-        alone); `carried`: per sent `user.*` event, its user and attributes."""
+        alone); `events`: the chunk's; `carried`: where each sent `user.*` event with
+        attributes sits among them."""
         self.ledger = ledger
         self.writer = writer
         self.integration = integration
         self.worker = worker
         self.report = report
         self.claim = claim or Claim(date.min, {}, [])
-        self.carried = carried or {}
+        # The chunk's events, and where its `user.*` events with attributes sit among them.
+        self.events = OutgoingEvents() if events is None else events
+        self.carried = {} if carried is None else carried
         # Per user, the attributes of their latest accepted `user.*` event: what the profile holds.
         self.profiles: dict[str, UserAttributes] = {}
 
-    def outcomes(self, outcomes: list[Outcome], attempts: int) -> None:
-        grouped: dict[tuple[str, str | None], list[str]] = {}
-        for event_id, status, reason in outcomes:
-            grouped.setdefault((status, reason), []).append(event_id)
-        groups = [OutcomeGroup(status, reason, ids) for (status, reason), ids in grouped.items()]
+    def outcomes(self, groups: list[OutcomeGroup], attempts: int) -> None:
         self.writer.submit(
             self.ledger.record,
             self.integration,
@@ -82,20 +77,28 @@ class LedgerSink(DeliverySink):
             attempts=attempts,
         )
         report, carried = self.report, self.carried
-        for outcome in outcomes:
-            status = outcome.status
+        for status, reason, event_ids in groups:
+            count = len(event_ids)
             if status == ACCEPTED:
-                report.accepted += 1
-                found = carried.get(outcome.event_id)
-                if found is not None:
-                    self.profiles[found[0]] = found[1]
+                report.accepted += count
+                if carried:
+                    self._accepted_profiles(event_ids)
                 continue
             if status == REJECTED:
-                report.rejected += 1
+                report.rejected += count
             elif status == SKIPPED:
-                report.skipped += 1
-            if outcome.reason:
-                report.count_reason(status, outcome.reason)
+                report.skipped += count
+            if reason:
+                report.count_reason(status, reason, count)
+
+    def _accepted_profiles(self, event_ids: Sequence[str]) -> None:
+        """What the accepted `user.*` events leave on their users' profiles: per user, the
+        attributes of the last one accepted."""
+        carried, rows, attributes = self.carried, self.events.rows, self.events.attributes
+        for event_id in event_ids:
+            position = carried.get(event_id)
+            if position is not None:
+                self.profiles[rows[position][USER_AT]] = attributes[position]
 
     def unresolved(self, unresolved: Unresolved) -> None:
         self.report.unresolved += len(unresolved.event_ids)

@@ -101,11 +101,18 @@ class _DayRun:
             self.store, self.repository, chunk, claim.events, self.day, self.now
         )
         sink = LedgerSink(
-            self.ledger, writer, self.integration.name, self.worker, report, claim, prepared.carried
+            self.ledger,
+            writer,
+            self.integration.name,
+            self.worker,
+            report,
+            claim,
+            prepared.events,
+            prepared.carried,
         )
         # A transaction with no rate for its day is never sent with a guessed amount: it stays
         # pending, with the reason, until a run finds the rate.
-        outgoing, held = with_converted_revenue(prepared.outgoing, self.revenue)
+        outgoing, held = with_converted_revenue(prepared.events, self.revenue)
         for unresolved in held:
             sink.unresolved(unresolved)
         self.client.send_events(outgoing, historical=report.historical, sink=sink)

@@ -1,6 +1,10 @@
 """State: one pass over a chunk's rows gives the events to send, each `user.*` event with the
 attributes as of itself, and each user's state at the end, for the closing profile update.
 
+The events to send come out as `OutgoingEvents`: the row tuples as read, their parsed payloads
+and their attributes in parallel lists, so nothing is built per event but the attributes a
+`user.*` event carries; the mapping reads the lists by position.
+
 Every user with an event to send gets one `RunningState`, seeded from the stored state before
 the day (one lookup for the whole chunk, `state_of_users_at`), then moved forward by each of
 the user's rows in time order. A payload is parsed once, only when the row is sent or is a
@@ -14,9 +18,8 @@ from datetime import date, datetime, timedelta
 import orjson
 
 from nami_pipelines.delivery.read import EVENT_ID, USER_AT, DayChunk
-from nami_pipelines.destinations.outgoing import OutgoingEvent
-from nami_pipelines.event_types import is_user_event
-from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.destinations.outgoing import OutgoingEvents
+from nami_pipelines.event_types import USER_EVENT_PREFIX
 from nami_pipelines.events.store import EventStore
 from nami_pipelines.snapshots.attributes import UserAttributes
 from nami_pipelines.snapshots.current import state_of_users_at
@@ -40,9 +43,9 @@ class Contact:
 class PreparedChunk:
     """A chunk's claimed events ready to map, and what the closing update needs."""
 
-    outgoing: list[OutgoingEvent] = field(default_factory=list)
-    # Per sent `user.*` event: its user and the attributes it carries.
-    carried: dict[str, tuple[str, UserAttributes]] = field(default_factory=dict)
+    events: OutgoingEvents = field(default_factory=OutgoingEvents)
+    # Per sent `user.*` event of a user: its position in `events` (its user and attributes).
+    carried: dict[str, int] = field(default_factory=dict)
     contacts: dict[str, Contact] = field(default_factory=dict)
     # Per user with events sent: the state counting every event up to `now`.
     closing: dict[str, RunningState] = field(default_factory=dict)
@@ -67,41 +70,64 @@ def prepare_chunk(
     )
     states = _seeded(store, repository, users, day)
     prepared = PreparedChunk()
-    closing = prepared.closing
+    closing, carried, contacts = prepared.closing, prepared.carried, prepared.contacts
+    events = prepared.events
+    add_row, add_payload = events.rows.append, events.payloads.append
+    add_attributes = events.attributes.append
+    loads = orjson.loads
+    # A user's rows come together: their state and contact are looked up when the user changes.
+    last_user: str | None = None
+    state: RunningState | None = None
+    contact: Contact | None = None
     for row in chunk.rows:
-        # The columns of `nami_events`, in order.
-        event_id, event_type, occurred_at, _, _, app_platform_id, _, user = row[:8]
-        external_id, device_id, environment, payload_json = row[8:]
-        state = states.get(user) if user is not None else None
+        # The columns of `nami_events`, in order (`ROW_COLUMNS`), in one unpacking.
+        (
+            event_id,
+            event_type,
+            occurred_at,
+            _,
+            _,
+            app_platform_id,
+            _,
+            user,
+            external_id,
+            device_id,
+            environment,
+            payload_json,
+        ) = row
+        if user != last_user:
+            last_user, state, contact = user, states.get(user), contacts.get(user)
         sent = event_id in claimed
         if state is None and not sent:
             continue
-        user_event = is_user_event(event_type)
-        payload = orjson.loads(payload_json) if sent or user_event else _NOT_READ
+        user_event = event_type.startswith(USER_EVENT_PREFIX)
+        payload = loads(payload_json) if sent or user_event else _NOT_READ
         attributes: UserAttributes | None = None
         if state is not None:
             if occurred_at > now and user not in closing:
                 closing[user] = state.copy()  # a clock ahead of ours: "now" ends here
-            state.see(external_id, device_id, app_platform_id)
+            if external_id is not None:  # `RunningState.see`, without the call
+                state.external_id = external_id
+            if device_id is not None:
+                state.devices[device_id] = app_platform_id
             if user_event:
                 state.fold_user_event(occurred_at, app_platform_id, payload)
                 if sent:
                     attributes = state.attributes_at(occurred_at)
         if not sent:
             continue
-        event = NamiEvent(*row[:3], *row[4:11], payload, payload_json)
-        prepared.outgoing.append(OutgoingEvent(event, attributes))
-        if user is None:
-            continue
-        if attributes is not None:
-            prepared.carried[event_id] = (user, attributes)
-        contact = prepared.contacts.get(user)
-        if contact is None:
-            prepared.contacts[user] = Contact(environment, device_id)
-        else:
-            contact.environment = environment
-            if device_id is not None:
-                contact.device_id = device_id
+        if user is not None:
+            if attributes is not None:
+                carried[event_id] = len(events.rows)
+            if contact is None:
+                contact = contacts[user] = Contact(environment, device_id)
+            else:
+                contact.environment = environment
+                if device_id is not None:
+                    contact.device_id = device_id
+        add_row(row)
+        add_payload(payload)
+        add_attributes(attributes)
     for user in users:
         closing.setdefault(user, states[user])
     if now > day_end(day):

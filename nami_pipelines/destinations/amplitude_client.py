@@ -4,6 +4,7 @@ Identify API for attribute-only updates, and what each response means (docs/ampl
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nami_pipelines.config import AmplitudeIntegration
 from nami_pipelines.destinations.amplitude_answers import (
@@ -15,10 +16,9 @@ from nami_pipelines.destinations.amplitude_answers import (
     throttled_by_id,
 )
 from nami_pipelines.destinations.amplitude_mapping import (
-    AmplitudeEvent,
     amplitude_request_options,
     build_amplitude_events,
-    build_identification,
+    build_identifications,
 )
 from nami_pipelines.destinations.answers import (
     credentials_refused,
@@ -50,11 +50,11 @@ from nami_pipelines.destinations.mparticle_client import routed, skipped_outcome
 from nami_pipelines.destinations.outcomes import (
     ACCEPTED,
     REJECTED,
-    Outcome,
+    OutcomeGroup,
     RequestRefused,
     Stop,
 )
-from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvents
 from nami_pipelines.destinations.pacing import SendPacer
 from nami_pipelines.destinations.packing import (
     PackedRequest,
@@ -64,7 +64,7 @@ from nami_pipelines.destinations.packing import (
 )
 from nami_pipelines.snapshots.attributes import UserAttributes
 
-EventsRequest = PackedRequest[AmplitudeEvent]
+EventsRequest = PackedRequest[dict[str, Any]]
 JSON_HEADERS = {"Content-Type": "application/json"}
 THROTTLE_HOLD_SECONDS = 30.0
 DEFAULT_EPS_THRESHOLD = 30
@@ -124,10 +124,11 @@ class AmplitudeClient:
         else (404, 405, a redirect, a page in place of its JSON) stops the integration.
         """
         status = response.status
-        ids = request.event_ids
         if status == 200 and is_json_object(response):
             self.pacer.accepted()
-            return Handling(outcomes=[Outcome(i, ACCEPTED) for i in ids], accepted=True)
+            return Handling(
+                outcomes=[OutcomeGroup(ACCEPTED, None, request.event_ids)], accepted=True
+            )
         if is_key_refused(response):
             return Handling(stop=credentials_refused("Amplitude", response, "API key"))
         body = parse_json(response.body)
@@ -163,15 +164,12 @@ class AmplitudeClient:
             )
             return Handling(stop=Stop(reason, RequestRefused))
         error = body.get("error", "invalid events")
-        outcomes = [
-            Outcome(
-                request.items[position].event_id,
-                REJECTED,
-                f"HTTP 400: {error}: {'; '.join(found)}",
-            )
-            for position, found in sorted(problems.items())
-            if position < len(request.items)
-        ]
+        by_reason: dict[str, list[str]] = {}
+        for position, found in sorted(problems.items()):
+            if position < len(request.items):
+                reason = f"HTTP 400: {error}: {'; '.join(found)}"
+                by_reason.setdefault(reason, []).append(request.items[position]["insert_id"])
+        outcomes = [OutcomeGroup(REJECTED, reason, tuple(ids)) for reason, ids in by_reason.items()]
         rest = [p for p in range(len(request.items)) if p not in problems]
         retries = (
             [Retry(take_items(request, rest), "resend after 400", delay=0, counts_as_attempt=False)]
@@ -187,12 +185,10 @@ class AmplitudeClient:
         For busy ids: resend the others at once; the throttled ids' events in waves, ~30 s
         apart, each with at most half the allowed events per id, so a heavy user is not
         throttled forever."""
-        over_quota = over_daily_quota(body, [item.body for item in request.items])
+        over_quota = over_daily_quota(body, request.items)
         if over_quota:
             return self._over_daily_quota(request, response, body, over_quota)
-        ids = [
-            str(item.body.get("user_id") or item.body.get("device_id")) for item in request.items
-        ]
+        ids = [str(item.get("user_id") or item.get("device_id")) for item in request.items]
         by_id = throttled_by_id(body, ids)
         reason = response_summary(response, limit=200)
         retry_after = response.retry_after()
@@ -266,9 +262,7 @@ class AmplitudeClient:
             return checked("accepted", response, "the API key is accepted")
         return undecided(response, "Amplitude", "endpoint")
 
-    def send_events(
-        self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
-    ) -> None:
+    def send_events(self, events: OutgoingEvents, *, historical: bool, sink: DeliverySink) -> None:
         mapped, skipped = build_amplitude_events(events, self.integration)
         sink.outcomes(skipped_outcomes(skipped), 0)
         use_batch = historical and self.integration.use_batch_api_for_backfills
@@ -294,7 +288,7 @@ class AmplitudeClient:
         """Previews show where the key goes, never the key."""
         return f"${{{self.integration.credentials.api_key_env}}}"
 
-    def render_events(self, events: Sequence[OutgoingEvent]) -> Iterator[bytes]:
+    def render_events(self, events: OutgoingEvents) -> Iterator[bytes]:
         """The request bodies `send_events` would send, API key redacted (for previews)."""
         mapped, _ = build_amplitude_events(events, self.integration)
         options = amplitude_request_options(self.integration)
@@ -315,11 +309,7 @@ class AmplitudeClient:
             yield json.dumps(form, separators=(",", ":")).encode()
 
     def _identify_requests(self, targets: Sequence[AttributeUpdateTarget]) -> list[IdentifyRequest]:
-        identified = [
-            (target.nami_user_id, identification)
-            for target in targets
-            if isinstance(identification := build_identification(target, self.integration), dict)
-        ]
+        identified = build_identifications(targets, self.integration)
         return [
             IdentifyRequest(
                 users=tuple(

@@ -7,8 +7,6 @@ with the reason rather than sent to be rejected.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from nami_pipelines.api_limits import (
@@ -18,13 +16,17 @@ from nami_pipelines.api_limits import (
 )
 from nami_pipelines.config import AmplitudeIntegration
 from nami_pipelines.destinations.converted_price import ConvertedPrice
-from nami_pipelines.destinations.limits import trim, trim_list
+from nami_pipelines.destinations.limits import trim_list
 from nami_pipelines.destinations.outgoing import (
+    EPOCH,
+    MILLISECOND,
+    NAMI_USER_ID,
+    OCCURRED_AT,
     SANDBOX,
     AttributeUpdateTarget,
-    OutgoingEvent,
+    OutgoingEvents,
+    Row,
     Skipped,
-    epoch_ms,
     event_attributes,
     total_amount,
 )
@@ -32,12 +34,12 @@ from nami_pipelines.destinations.selection import (
     SANDBOX_DROPPED_REASON,
     absent_id,
     chosen_id,
+    id_chooser,
     missing_id_reason,
     sandbox_dropped,
     usable_id,
 )
-from nami_pipelines.event_types import DEVICE_TRANSACTION, is_user_event
-from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.event_types import DEVICE_TRANSACTION, USER_EVENT_PREFIX
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 
 # Amplitude's `platform` as its own SDKs report it, so Nami's events line up with the app's.
@@ -54,73 +56,91 @@ REVENUE_TYPE: Final = "purchase"
 ENVIRONMENT_PROPERTY: Final = "environment"
 
 
-@dataclass(slots=True)  # one per event sent: not frozen, see `NamiEvent`
-class AmplitudeEvent:
-    """One event for the HTTP V2 API: its JSON `body` and the Nami event it carries."""
-
-    body: dict[str, Any]
-    event_id: str
-    nami_user_id: str | None
-
-    @property
-    def event_ids(self) -> tuple[str, ...]:
-        """The Nami events carried, as for an mParticle batch."""
-        return (self.event_id,)
-
-
 def build_amplitude_events(
-    events: Sequence[OutgoingEvent], integration: AmplitudeIntegration
-) -> tuple[list[AmplitudeEvent], list[Skipped]]:
-    """The events to send grouped by user, each user's in time order (input order among equal
-    times), so `user_properties` reach a profile in the order they happened and a user's events
-    travel together; and those that cannot be sent, with the reason. Delivery reads events in
-    this order already, so the sort costs a pass, and the ledger rows a request resolves lie
-    side by side."""
-    mapped: list[AmplitudeEvent] = []
+    events: OutgoingEvents, integration: AmplitudeIntegration
+) -> tuple[list[dict[str, Any]], list[Skipped]]:
+    """The event bodies to send (each one's `insert_id` is its Nami event id) grouped by user,
+    each user's in time order (input order among equal times), so `user_properties` reach a
+    profile in the order they happened and a user's events travel together; and those that
+    cannot be sent, with the reason. Delivery reads events in this order already, so the sort
+    is only a check, and the ledger rows a request resolves lie side by side.
+
+    One loop, with what the integration decides computed once: the ids of a user's events are
+    only worked out again when they change from the event before."""
+    rows, payloads, attributes = events.rows, events.payloads, events.attributes
+    revenue = events.revenue
+    renames = integration.event_renames
+    drop_sandbox = integration.sandbox == "drop"
+    min_length = integration.min_id_length or AMPLITUDE_DEFAULT_MIN_ID_LENGTH
+    choose = id_chooser(integration.user_id, integration.fallback_to_nami_user_id)
+    limit = AMPLITUDE_MAX_PROPERTY_CHARS
+    platforms = PLATFORMS
+    mapped: list[dict[str, Any]] = []
     skipped: list[Skipped] = []
-    for item in sorted(events, key=_user_and_time):
-        result = amplitude_event(item, integration)
-        if isinstance(result, Skipped):
-            skipped.append(result)
-        else:
-            mapped.append(result)
+    last_device: str | None = None
+    usable_device: str | None = None
+    for position in _user_and_time_order(rows):
+        row = rows[position]
+        (
+            event_id,
+            event_type,
+            occurred_at,
+            _,
+            _,
+            app_platform_id,
+            platform_type,
+            user,
+            external_id,
+            device_id,
+            environment,
+            payload_json,
+        ) = row
+        if drop_sandbox and environment == SANDBOX:
+            skipped.append(Skipped(event_id, user, SANDBOX_DROPPED_REASON))
+            continue
+        payload = payloads[position]
+        user_event = event_type.startswith(USER_EVENT_PREFIX)
+        if not device_id:
+            device_id = (
+                _user_event_device(payload, app_platform_id, platform_type) if user_event else None
+            )
+        if device_id != last_device:
+            last_device, usable_device = device_id, usable_id(device_id)
+        user_id = choose(external_id, user)
+        has_user = user_id is not None and len(user_id) >= min_length
+        has_device = usable_device is not None and len(usable_device) >= min_length
+        if not (has_user or has_device):
+            reason = _no_ids_reason(
+                integration, external_id, user, user_id, device_id, usable_device, min_length
+            )
+            skipped.append(Skipped(event_id, user, reason))
+            continue
+        body: dict[str, Any] = {
+            "event_type": renames.get(event_type, event_type) if renames else event_type,
+            "time": (occurred_at - EPOCH) // MILLISECOND,
+            "insert_id": event_id,
+        }
+        if has_user:
+            body["user_id"] = user_id
+        if has_device:
+            body["device_id"] = usable_device
+        platform = platforms.get(platform_type, platform_type)
+        if platform is not None:
+            body["platform"] = platform
+        properties = event_attributes(
+            event_type, platform_type, app_platform_id, payload, limit, False, len(payload_json)
+        )
+        if environment == SANDBOX:
+            properties[ENVIRONMENT_PROPERTY] = SANDBOX
+        body["event_properties"] = properties
+        if user_event:
+            carried = attributes[position]
+            if carried is not None:
+                body["user_properties"] = amplitude_user_properties(carried)
+        elif event_type == DEVICE_TRANSACTION:
+            _add_revenue(body, payload, None if revenue is None else revenue[position])
+        mapped.append(body)
     return mapped, skipped
-
-
-def amplitude_event(
-    item: OutgoingEvent, integration: AmplitudeIntegration
-) -> AmplitudeEvent | Skipped:
-    """One event as Amplitude takes it, or why it cannot be sent."""
-    event = item.event
-    if sandbox_dropped(event.environment, integration.sandbox):
-        return Skipped(event.event_id, event.nami_user_id, SANDBOX_DROPPED_REASON)
-    ids = _ids(
-        integration,
-        event.external_id,
-        event.nami_user_id,
-        event.device_id or user_event_device(event),
-        integration.min_id_length or AMPLITUDE_DEFAULT_MIN_ID_LENGTH,
-    )
-    if isinstance(ids, str):
-        return Skipped(event.event_id, event.nami_user_id, ids)
-    body: dict[str, Any] = {
-        "event_type": integration.event_renames.get(event.event_type, event.event_type),
-        "time": epoch_ms(event.occurred_at),
-        "insert_id": event.event_id,
-        **ids,
-    }
-    platform = PLATFORMS.get(event.platform_type or "", event.platform_type)
-    if platform is not None:
-        body["platform"] = platform
-    properties = event_attributes(event, _property_value)
-    if event.environment == SANDBOX:
-        properties[ENVIRONMENT_PROPERTY] = SANDBOX
-    body["event_properties"] = properties
-    if event.event_type == DEVICE_TRANSACTION:
-        _add_revenue(body, event.payload, item.revenue)
-    if item.attributes is not None and is_user_event(event.event_type):
-        body["user_properties"] = amplitude_user_properties(item.attributes)
-    return AmplitudeEvent(body, event.event_id, event.nami_user_id)
 
 
 def build_identification(
@@ -143,6 +163,18 @@ def build_identification(
     return {**ids, "user_properties": {"$set": amplitude_user_properties(target.attributes)}}
 
 
+def build_identifications(
+    targets: Sequence[AttributeUpdateTarget], integration: AmplitudeIntegration
+) -> list[tuple[str | None, dict[str, Any]]]:
+    """The identifications of the updates that can be sent, each with its user (those that
+    cannot are left out: the user's next event carries the attributes anyway)."""
+    return [
+        (target.nami_user_id, identification)
+        for target in targets
+        if isinstance(identification := build_identification(target, integration), dict)
+    ]
+
+
 def amplitude_request_options(integration: AmplitudeIntegration) -> dict[str, int] | None:
     """The HTTP V2 `options` the integration needs: `min_id_length` when it accepts ids
     shorter than Amplitude's default."""
@@ -156,7 +188,7 @@ def amplitude_user_properties(attributes: UserAttributes) -> dict[str, bool | li
     properties: dict[str, bool | list[str]] = {}
     for name in ATTRIBUTE_NAMES:
         value = attributes.get(name)
-        if isinstance(value, bool):
+        if value is True or value is False:
             properties[name] = value
         elif value is not None:
             properties[name] = trim_list(
@@ -165,23 +197,21 @@ def amplitude_user_properties(attributes: UserAttributes) -> dict[str, bool | li
     return properties
 
 
-def user_event_device(event: NamiEvent) -> str | None:
+def _user_event_device(
+    payload: dict[str, Any], app_platform_id: str | None, platform_type: str | None
+) -> str | None:
     """The device a `user.*` event happened on, which the event itself does not say: the one
     device of the user's payload `devices[]` on the event's app platform (its platform type when
     the app platform is unknown), or None when there is none or more than one. A wrong device id
     would merge another install into this profile; no device id costs nothing when there is a
     user id, and when there is none it is the only way the event can be sent."""
-    if not is_user_event(event.event_type):
-        return None
     found: str | None = None
-    for device in event.payload.get("devices") or ():
+    for device in payload.get("devices") or ():
         platform = device.get("platform") or {}
-        if event.app_platform_id is not None:
-            matches = platform.get("id") == event.app_platform_id
+        if app_platform_id is not None:
+            matches = platform.get("id") == app_platform_id
         else:
-            matches = event.platform_type is not None and (
-                platform.get("platform_type") == event.platform_type
-            )
+            matches = platform_type is not None and (platform.get("platform_type") == platform_type)
         if matches:
             if found is not None and device["id"] != found:
                 return None
@@ -207,8 +237,29 @@ def _ids(
         ids["device_id"] = usable_device
     if ids:
         return ids
+    return _no_ids_reason(
+        integration, external_id, nami_user_id, user_id, device_id, usable_device, min_length
+    )
+
+
+def _no_ids_reason(
+    integration: AmplitudeIntegration,
+    external_id: str | None,
+    nami_user_id: str | None,
+    user_id: str | None,
+    device_id: str | None,
+    usable_device: str | None,
+    min_length: int,
+) -> str:
+    """Why neither id can be sent: each one missing, a placeholder or too short."""
     user_problem = (
-        missing_id_reason(integration.user_id, fallback, "user_id", external_id, nami_user_id)
+        missing_id_reason(
+            integration.user_id,
+            integration.fallback_to_nami_user_id,
+            "user_id",
+            external_id,
+            nami_user_id,
+        )
         if user_id is None
         else _too_short("user_id", user_id, min_length)
     )
@@ -224,13 +275,24 @@ def _too_short(name: str, value: str, min_length: int) -> str:
     return f"{name} has {len(value)} characters, under the minimum of {min_length} (min_id_length)"
 
 
-def _user_and_time(item: OutgoingEvent) -> tuple[str, datetime]:
-    return item.event.nami_user_id or "", item.event.occurred_at
-
-
-def _property_value(value: Any) -> Any:
-    """Native JSON types; strings cut to Amplitude's property value limit."""
-    return trim(value, AMPLITUDE_MAX_PROPERTY_CHARS) if isinstance(value, str) else value
+def _user_and_time_order(rows: Sequence[Row]) -> Sequence[int]:
+    """Positions of `rows` by user (no user first), then time, stable: only a check when they
+    come in that order already, as delivery reads them."""
+    last_user, last_at = "", None
+    for row in rows:
+        user, at = row[NAMI_USER_ID] or "", row[OCCURRED_AT]
+        if user != last_user:
+            if user < last_user:
+                break
+            last_user = user
+        elif last_at is not None and at < last_at:
+            break
+        last_at = at
+    else:
+        return range(len(rows))
+    return sorted(
+        range(len(rows)), key=lambda p: (rows[p][NAMI_USER_ID] or "", rows[p][OCCURRED_AT])
+    )
 
 
 def _add_revenue(

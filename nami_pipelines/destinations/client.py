@@ -5,15 +5,15 @@ from typing import Protocol
 
 from nami_pipelines.destinations.credential_check import CredentialCheck
 from nami_pipelines.destinations.http import DispatchStats, Unresolved
-from nami_pipelines.destinations.outcomes import Outcome
-from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent
+from nami_pipelines.destinations.outcomes import OutcomeGroup
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvents
 from nami_pipelines.snapshots.attributes import UserAttributes
 
 
 class DeliverySink(Protocol):
     """Receives results as they happen, so a crash loses at most the requests in flight."""
 
-    def outcomes(self, outcomes: list[Outcome], attempts: int) -> None: ...
+    def outcomes(self, groups: list[OutcomeGroup], attempts: int) -> None: ...
 
     def unresolved(self, unresolved: Unresolved) -> None: ...
 
@@ -28,7 +28,7 @@ class DestinationClient(Protocol):
     stats: DispatchStats
 
     def send_events(
-        self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
+        self, events: OutgoingEvents, *, historical: bool, sink: DeliverySink
     ) -> None: ...
 
     def send_attribute_updates(
@@ -41,7 +41,7 @@ class DestinationClient(Protocol):
 
     def check_credentials(self) -> CredentialCheck: ...
 
-    def render_events(self, events: Sequence[OutgoingEvent]) -> Iterator[bytes]: ...
+    def render_events(self, events: OutgoingEvents) -> Iterator[bytes]: ...
 
     def render_attribute_updates(
         self, targets: Sequence[AttributeUpdateTarget]

@@ -1,5 +1,5 @@
-"""A transaction's price in an integration's currency: what an `OutgoingEvent` carries to the
-mappings when the integration converts revenue (destinations/revenue.py decides it)."""
+"""A transaction's price in an integration's currency: what `OutgoingEvents.revenue` carries to
+the mappings when the integration converts revenue (destinations/revenue.py decides it)."""
 
 from dataclasses import dataclass
 from decimal import Decimal

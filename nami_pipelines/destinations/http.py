@@ -20,7 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from nami_pipelines.destinations.form import FORM_HEADERS, form_encoded
-from nami_pipelines.destinations.outcomes import Outcome, Stop
+from nami_pipelines.destinations.outcomes import OutcomeGroup, Stop
 
 Request = TypeVar("Request")
 
@@ -133,7 +133,7 @@ class Retry(Generic[Request]):
 class Handling(Generic[Request]):
     """What one response means for the events of the request that got it."""
 
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[OutcomeGroup] = field(default_factory=list)
     retries: list[Retry[Request]] = field(default_factory=list)
     stop: Stop | None = None
     accepted: bool = False
@@ -210,7 +210,7 @@ class Dispatcher(Generic[Request]):
         self,
         requests_to_send: Iterable[Request],
         *,
-        on_outcomes: Callable[[list[Outcome], int], None],
+        on_outcomes: Callable[[list[OutcomeGroup], int], None],
         on_unresolved: Callable[[Unresolved], None],
         on_accepted: Callable[[Request], None] | None = None,
     ) -> None:

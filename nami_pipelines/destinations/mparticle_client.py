@@ -30,11 +30,11 @@ from nami_pipelines.destinations.http import (
 )
 from nami_pipelines.destinations.mparticle_mapping import (
     MParticleBatch,
-    build_mparticle_attribute_batch,
+    build_mparticle_attribute_batches,
     build_mparticle_batches,
 )
-from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, Outcome
-from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent, Skipped
+from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED, OutcomeGroup
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvents, Skipped
 from nami_pipelines.destinations.packing import (
     PackedRequest,
     pack_mparticle_bulk,
@@ -51,9 +51,14 @@ def is_mparticle_answer(response: HttpResponse) -> bool:
     return not response.body.strip() or is_json_object(response)
 
 
-def skipped_outcomes(skipped: Iterable[Skipped]) -> list[Outcome]:
-    """Our own reasons for not sending, as ledger outcomes (attribute-only items have no event)."""
-    return [Outcome(item.event_id, SKIPPED, item.reason) for item in skipped if item.event_id]
+def skipped_outcomes(skipped: Iterable[Skipped]) -> list[OutcomeGroup]:
+    """Our own reasons for not sending, as ledger outcomes grouped by reason (attribute-only
+    items have no event)."""
+    by_reason: dict[str, list[str]] = {}
+    for item in skipped:
+        if item.event_id:
+            by_reason.setdefault(item.reason, []).append(item.event_id)
+    return [OutcomeGroup(SKIPPED, reason, tuple(ids)) for reason, ids in by_reason.items()]
 
 
 def routed(packed: Iterable[BulkRequest | Skipped], sink: DeliverySink) -> Iterator[BulkRequest]:
@@ -116,8 +121,7 @@ class MParticleClient:
             if not is_mparticle_answer(response):
                 return Handling(stop=wrong_destination("mParticle", response, "pod or base_url"))
             return Handling(
-                outcomes=[Outcome(event_id, ACCEPTED) for event_id in request.event_ids],
-                accepted=True,
+                outcomes=[OutcomeGroup(ACCEPTED, None, request.event_ids)], accepted=True
             )
         if status in (401, 403):
             return Handling(stop=credentials_refused("mParticle", response, "S2S key and secret"))
@@ -141,9 +145,7 @@ class MParticleClient:
             return Handling(retries=[Retry(request, response_summary(response))])
         if status == 400 and response.body.strip() and not looks_like_html(response):
             reason = response_summary(response)
-            return Handling(
-                outcomes=[Outcome(event_id, REJECTED, reason) for event_id in request.event_ids]
-            )
+            return Handling(outcomes=[OutcomeGroup(REJECTED, reason, request.event_ids)])
         return Handling(stop=wrong_destination("mParticle", response, "pod or base_url"))
 
     def check_credentials(self) -> CredentialCheck:
@@ -164,9 +166,7 @@ class MParticleClient:
             return checked("accepted", response, "authenticated; the empty request was refused")
         return undecided(response, "mParticle", "pod or base_url")
 
-    def send_events(
-        self, events: Sequence[OutgoingEvent], *, historical: bool, sink: DeliverySink
-    ) -> None:
+    def send_events(self, events: OutgoingEvents, *, historical: bool, sink: DeliverySink) -> None:
         batches, skipped = build_mparticle_batches(events, self.integration)
         sink.outcomes(skipped_outcomes(skipped), 0)
         integration = self.integration
@@ -177,7 +177,7 @@ class MParticleClient:
             on_unresolved=sink.unresolved,
         )
 
-    def render_events(self, events: Sequence[OutgoingEvent]) -> Iterator[bytes]:
+    def render_events(self, events: OutgoingEvents) -> Iterator[bytes]:
         """The request bodies `send_events` would send, without sending (for previews)."""
         batches, _ = build_mparticle_batches(events, self.integration)
         for item in pack_mparticle_bulk(batches):
@@ -185,9 +185,8 @@ class MParticleClient:
                 yield item.body
 
     def render_attribute_updates(self, targets: Sequence[AttributeUpdateTarget]) -> Iterator[bytes]:
-        batches = [build_mparticle_attribute_batch(t, self.integration) for t in targets]
-        kept = [batch for batch in batches if isinstance(batch, MParticleBatch)]
-        for item in pack_mparticle_bulk(kept):
+        batches = build_mparticle_attribute_batches(targets, self.integration)
+        for item in pack_mparticle_bulk(batches):
             if not isinstance(item, Skipped):
                 yield item.body
 
@@ -199,11 +198,7 @@ class MParticleClient:
         attributes: dict[str, UserAttributes],
     ) -> None:
         """Attribute-only batches (never historical: that endpoint drops batches without events)."""
-        batches = [
-            batch
-            for batch in (build_mparticle_attribute_batch(t, self.integration) for t in targets)
-            if isinstance(batch, MParticleBatch)
-        ]
+        batches = build_mparticle_attribute_batches(targets, self.integration)
 
         def delivered(request: BulkRequest) -> None:
             users = [batch.nami_user_id for batch in request.items if batch.nami_user_id]

@@ -8,13 +8,13 @@ without attributes. Every batch built here validates against the official draft-
 including the optional Nami user id identity (see `_with_nami_identity`).
 """
 
-import hashlib
-import re
-import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import functools
+import itertools
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
+
+import orjson
 
 from nami_pipelines.api_limits import (
     MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
@@ -24,18 +24,24 @@ from nami_pipelines.api_limits import (
 from nami_pipelines.config import MParticleIntegration
 from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.limits import as_text, canonical_text, trim, trim_list
+from nami_pipelines.destinations.mparticle_ids import message_id, request_id
 from nami_pipelines.destinations.outgoing import (
+    EPOCH,
+    EVENT_ID,
+    EVENT_TYPE,
+    MILLISECOND,
+    OCCURRED_AT,
     SANDBOX,
     AttributeUpdateTarget,
-    OutgoingEvent,
+    OutgoingEvents,
     Skipped,
-    epoch_ms,
     event_attributes,
     total_amount,
 )
 from nami_pipelines.destinations.selection import (
     SANDBOX_DROPPED_REASON,
     chosen_id,
+    id_chooser,
     missing_id_reason,
     sandbox_dropped,
     usable_id,
@@ -43,18 +49,11 @@ from nami_pipelines.destinations.selection import (
 from nami_pipelines.event_types import (
     DEVICE_TRANSACTION,
     SENDABLE_EVENT_TYPES,
+    USER_EVENT_PREFIX,
     is_user_event,
 )
-from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.snapshots.attributes import ATTRIBUTE_NAMES, UserAttributes
 
-# Fixed for good: request and message ids derived from it must stay stable across releases.
-NAMESPACE: Final = uuid.UUID("79426d10-a8cd-413a-9e94-0e28b5ac9878")
-# The schema's `Uuid` pattern; matched whole, as the Rust validator does (no trailing newline).
-_UUID: Final = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-_SEPARATOR: Final = "\x1f"
 DEVELOPMENT: Final = "development"
 PRODUCTION: Final = "production"
 
@@ -74,10 +73,10 @@ USER_EVENT_NAMES: Final[dict[str, str]] = {
 IMPRESSION_EVENT_NAME: Final = "impression"
 
 
-@dataclass(frozen=True, slots=True)
-class MParticleBatch:
+class MParticleBatch(NamedTuple):
     """One batch (one user, one environment): its JSON `body` and the Nami events it carries,
-    in order (empty for an attribute update)."""
+    in order (empty for an attribute update). A tuple: one is made per batch, a few events
+    each, and a frozen dataclass costs several times as much to build."""
 
     body: dict[str, Any]
     event_ids: tuple[str, ...]
@@ -89,33 +88,42 @@ _BatchKey = tuple[str, str, str | None]
 
 
 def build_mparticle_batches(
-    events: Sequence[OutgoingEvent], integration: MParticleIntegration
+    events: OutgoingEvents, integration: MParticleIntegration
 ) -> tuple[list[MParticleBatch], list[Skipped]]:
     """The batches for `events`, users in order of first appearance, each user's batches in
-    time order; and the events that cannot be sent, with the reason."""
-    groups: dict[_BatchKey, list[OutgoingEvent]] = {}
+    time order; and the events that cannot be sent, with the reason. A user's events come
+    together in delivery, so the group of the event before is reused without a lookup."""
+    rows = events.rows
+    groups: dict[_BatchKey, list[int]] = {}
     skipped: list[Skipped] = []
-    for item in events:
-        event = item.event
-        if sandbox_dropped(event.environment, integration.sandbox):
-            skipped.append(Skipped(event.event_id, event.nami_user_id, SANDBOX_DROPPED_REASON))
+    drop_sandbox = integration.sandbox == "drop"
+    choose = id_chooser(integration.customer_id, integration.fallback_to_nami_user_id)
+    group: list[int] | None = None
+    last_user: str | None = None
+    last_customer: str | None = None
+    last_environment: str | None = None
+    for position, row in enumerate(rows):
+        event_id, _, _, _, _, _, _, user, external_id, _, environment, _ = row
+        if drop_sandbox and environment == SANDBOX:
+            skipped.append(Skipped(event_id, user, SANDBOX_DROPPED_REASON))
             continue
-        customer_id = _customer_id(integration, event.external_id, event.nami_user_id)
+        customer_id = choose(external_id, user)
         if customer_id is None:
-            skipped.append(
-                Skipped(
-                    event.event_id,
-                    event.nami_user_id,
-                    _missing_customer_id(integration, event.external_id, event.nami_user_id),
-                )
-            )
+            reason = _missing_customer_id(integration, external_id, user)
+            skipped.append(Skipped(event_id, user, reason))
             continue
-        key = (_environment(event.environment), customer_id, event.nami_user_id)
-        groups.setdefault(key, []).append(item)
+        if (
+            group is None
+            or user != last_user
+            or customer_id != last_customer
+            or environment != last_environment
+        ):
+            last_user, last_customer, last_environment = user, customer_id, environment
+            group = groups.setdefault((_environment(environment), customer_id, user), [])
+        group.append(position)
     batches: list[MParticleBatch] = []
-    for key, items in groups.items():
-        items.sort(key=_occurred_at)  # stable: simultaneous events keep their input order
-        batches.extend(_user_batches(key, items, integration))
+    for key, positions in groups.items():
+        _user_batches(key, _in_time_order(rows, positions), events, integration, batches)
     return batches, skipped
 
 
@@ -131,13 +139,44 @@ def build_mparticle_attribute_batch(
         return Skipped(None, target.nami_user_id, reason)
     environment = _environment(target.environment)
     attributes = mparticle_user_attributes(target.attributes)
-    as_of = "" if target.as_of is None else target.as_of.isoformat()
-    request_id = _request_id(
-        integration.name, "attributes", environment, customer_id, as_of, canonical_text(attributes)
+    as_of = "" if target.as_of is None else _instant_text(target.as_of)
+    source_request_id = request_id(
+        integration.name, "attributes", environment, customer_id, as_of, _values_text(attributes)
     )
-    body = _batch_head(integration, environment, customer_id, target.nami_user_id, request_id)
+    body = _batch_head(
+        integration, environment, customer_id, target.nami_user_id, source_request_id
+    )
     body["user_attributes"] = attributes
     return MParticleBatch(body, (), target.nami_user_id)
+
+
+def build_mparticle_attribute_batches(
+    targets: Sequence[AttributeUpdateTarget], integration: MParticleIntegration
+) -> list[MParticleBatch]:
+    """The attribute batches of the updates that can be sent (the others are left out: the
+    user's next event carries the attributes anyway)."""
+    return [
+        batch
+        for batch in (build_mparticle_attribute_batch(t, integration) for t in targets)
+        if isinstance(batch, MParticleBatch)
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _instant_text(moment: datetime) -> str:
+    """An update's instant in its request id: a chunk's updates share one, written once."""
+    return moment.isoformat()
+
+
+def _values_text(attributes: dict[str, str | list[str]]) -> str:
+    """`canonical_text` of mapped attributes (strings only), as their request id needs it:
+    orjson's key-sorted output where that is the same text (ASCII, without the DEL the
+    standard encoder escapes), several times faster; the standard encoder otherwise."""
+    try:
+        text = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return canonical_text(attributes)
+    return text if text.isascii() and "\x7f" not in text else canonical_text(attributes)
 
 
 def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | list[str]]:
@@ -146,21 +185,15 @@ def mparticle_user_attributes(attributes: UserAttributes) -> dict[str, str | lis
     mapped: dict[str, str | list[str]] = {}
     for name in ATTRIBUTE_NAMES:
         value = attributes.get(name)
-        if isinstance(value, bool):
-            mapped[name] = "true" if value else "false"
+        if value is True:
+            mapped[name] = "true"
+        elif value is False:
+            mapped[name] = "false"
         elif value is not None:
             mapped[name] = trim_list(
                 value, MPARTICLE_MAX_LIST_ENTRIES, MPARTICLE_MAX_LIST_ENTRY_CHARS
             )
     return mapped
-
-
-def message_id(event_id: str) -> str:
-    """`source_message_id`: the event id itself, which Nami sends as a UUID; any other id is
-    turned into a stable UUID (the schema requires one), so retries still deduplicate."""
-    if _UUID.fullmatch(event_id):
-        return event_id
-    return _uuid5(event_id)
 
 
 def _customer_id(
@@ -187,35 +220,50 @@ def _environment(nami_environment: str) -> str:
     return DEVELOPMENT if nami_environment == SANDBOX else PRODUCTION
 
 
-def _occurred_at(item: OutgoingEvent) -> datetime:
-    return item.event.occurred_at
+def _in_time_order(rows: Sequence[tuple[Any, ...]], positions: list[int]) -> list[int]:
+    """One user's positions by time, stable (simultaneous events keep their input order): only
+    a check when they come in that order already, as delivery reads them."""
+    for before, after in itertools.pairwise(positions):
+        if rows[after][OCCURRED_AT] < rows[before][OCCURRED_AT]:
+            return sorted(positions, key=lambda p: rows[p][OCCURRED_AT])
+    return positions
 
 
 def _user_batches(
-    key: _BatchKey, items: list[OutgoingEvent], integration: MParticleIntegration
-) -> Iterator[MParticleBatch]:
-    """One user's batches. A batch closes after a `user.*` event unless the next `user.*`
-    event has the same attributes (e.g. `trial.started` and `purchased` at one instant):
-    every `user.*` event still travels with the attributes as of itself, in fewer batches."""
+    key: _BatchKey,
+    positions: list[int],
+    events: OutgoingEvents,
+    integration: MParticleIntegration,
+    batches: list[MParticleBatch],
+) -> None:
+    """One user's batches, added to `batches`. A batch closes after a `user.*` event unless
+    the next `user.*` event has the same attributes (e.g. `trial.started` and `purchased` at
+    one instant): every `user.*` event still travels with the attributes as of itself, in
+    fewer batches."""
+    rows, payloads, carried = events.rows, events.payloads, events.attributes
+    revenue = events.revenue
+    renames = integration.event_renames
     mapped: list[dict[str, Any]] = []
     event_ids: list[str] = []
     pending: UserAttributes | None = None  # attributes of the last user.* event in `mapped`
     cut = 0  # `mapped[:cut]` ends at that event
-    for item in items:
-        event = item.event
-        attributes = item.attributes if is_user_event(event.event_type) else None
+    for position in positions:
+        row = rows[position]
+        user_event = row[EVENT_TYPE].startswith(USER_EVENT_PREFIX)
+        attributes = carried[position] if user_event else None
         if attributes is not None and pending is not None and attributes != pending:
-            yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
+            batches.append(_batch(key, mapped[:cut], event_ids[:cut], pending, integration))
             del mapped[:cut], event_ids[:cut]
-        mapped.append(mparticle_event(event, integration, item.revenue))
-        event_ids.append(event.event_id)
+        converted = None if revenue is None else revenue[position]
+        mapped.append(_event(row, payloads[position], user_event, renames, converted))
+        event_ids.append(row[EVENT_ID])
         if attributes is not None:
             pending, cut = attributes, len(mapped)
-    if pending is not None:
-        yield _batch(key, mapped[:cut], event_ids[:cut], pending, integration)
-        del mapped[:cut], event_ids[:cut]
-    if mapped:
-        yield _batch(key, mapped, event_ids, None, integration)
+    if pending is not None and cut < len(mapped):
+        batches.append(_batch(key, mapped[:cut], event_ids[:cut], pending, integration))
+        batches.append(_batch(key, mapped[cut:], event_ids[cut:], None, integration))
+    elif mapped:
+        batches.append(_batch(key, mapped, event_ids, pending, integration))
 
 
 def _batch(
@@ -226,28 +274,12 @@ def _batch(
     integration: MParticleIntegration,
 ) -> MParticleBatch:
     environment, customer_id, nami_user_id = key
-    request_id = _request_id(integration.name, "events", *sorted(event_ids))
-    body = _batch_head(integration, environment, customer_id, nami_user_id, request_id)
+    source_request_id = request_id(integration.name, "events", *sorted(event_ids))
+    body = _batch_head(integration, environment, customer_id, nami_user_id, source_request_id)
     if attributes is not None:
         body["user_attributes"] = mparticle_user_attributes(attributes)
     body["events"] = events
     return MParticleBatch(body, tuple(event_ids), nami_user_id)
-
-
-def _request_id(*parts: str) -> str:
-    """`source_request_id`: derived from what the batch is, so a retry of the same batch,
-    even after a restart, reuses it."""
-    return _uuid5(_SEPARATOR.join(parts))
-
-
-def _uuid5(name: str) -> str:
-    """`str(uuid.uuid5(NAMESPACE, name))`, without building a `UUID` on the way: every batch
-    needs one, and the object cost three times the hash."""
-    digest = bytearray(hashlib.sha1(NAMESPACE.bytes + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _batch_head(
@@ -255,11 +287,11 @@ def _batch_head(
     environment: str,
     customer_id: str,
     nami_user_id: str | None,
-    request_id: str,
+    source_request_id: str,
 ) -> dict[str, Any]:
     return {
         "environment": environment,
-        "source_request_id": request_id,
+        "source_request_id": source_request_id,
         "user_identities": _with_nami_identity(
             {"customer_id": customer_id}, integration, nami_user_id
         ),
@@ -275,8 +307,10 @@ def _with_nami_identity(
     `partner_identities`, so the option names one of the schema's own identity slots (`other`,
     `other_id_2`..`other_id_4`) that the workspace mapped to `namiml_user_id`; off by default.
     """
+    if integration.partner_identity is None:
+        return identities
     nami_user_id = usable_id(nami_user_id)
-    if integration.partner_identity is None or nami_user_id is None:
+    if nami_user_id is None:
         return identities
     return {**identities, integration.partner_identity: nami_user_id}
 
@@ -286,25 +320,51 @@ def _attribute_value(value: Any) -> str:
     return trim(as_text(value), MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS)
 
 
-def mparticle_event(
-    event: NamiEvent, integration: MParticleIntegration, revenue: ConvertedPrice | None = None
+def _event(
+    row: tuple[Any, ...],
+    payload: dict[str, Any],
+    user_event: bool,
+    renames: dict[str, str],
+    revenue: ConvertedPrice | None,
 ) -> dict[str, Any]:
     """One Nami event as an mParticle event (docs/mparticle.md; renames override the name);
     a transaction's `revenue`, when the feed converts, replaces the price the store charged."""
+    (
+        event_id,
+        event_type,
+        occurred_at,
+        _,
+        _,
+        app_platform_id,
+        platform_type,
+        _,
+        _,
+        _,
+        _,
+        payload_json,
+    ) = row
     data: dict[str, Any] = {
-        "source_message_id": message_id(event.event_id),
-        "timestamp_unixtime_ms": epoch_ms(event.occurred_at),
-        "custom_attributes": event_attributes(event, _attribute_value),
+        "source_message_id": message_id(event_id),
+        "timestamp_unixtime_ms": (occurred_at - EPOCH) // MILLISECOND,
+        "custom_attributes": event_attributes(
+            event_type,
+            platform_type,
+            app_platform_id,
+            payload,
+            MPARTICLE_MAX_EVENT_ATTRIBUTE_CHARS,
+            True,
+            len(payload_json),
+        ),
     }
-    rename = integration.event_renames.get(event.event_type)
-    if event.event_type == DEVICE_TRANSACTION:
-        _add_purchase(data, event.payload, revenue)
+    rename = renames.get(event_type) if renames else None
+    if user_event:
+        data["custom_event_type"] = "transaction"
+        data["event_name"] = rename or USER_EVENT_NAMES[event_type]
+    elif event_type == DEVICE_TRANSACTION:
+        _add_purchase(data, payload, revenue)
         if rename is not None:
             data["event_name"] = rename
         return {"event_type": "commerce_event", "data": data}
-    if is_user_event(event.event_type):
-        data["custom_event_type"] = "transaction"
-        data["event_name"] = rename or USER_EVENT_NAMES[event.event_type]
     else:  # device.impression: the schema has no impression custom event type
         data["custom_event_type"] = "other"
         data["event_name"] = rename or IMPRESSION_EVENT_NAME

@@ -10,18 +10,9 @@ REJECTED = "rejected"
 SKIPPED = "skipped"
 
 
-class Outcome(NamedTuple):
-    """Final for one event: accepted, rejected (with the API's reason) or skipped (with ours).
-    A tuple: one is made per event sent, and a tuple is the cheapest immutable record."""
-
-    event_id: str
-    status: str
-    reason: str | None = None
-
-
 class OutcomeGroup(NamedTuple):
-    """Events that got the same outcome for the same reason: how outcomes reach the ledger, a
-    statement per group rather than a row object per event."""
+    """Final for some events: accepted, rejected (with the API's reason) or skipped (with
+    ours). One per request, or per reason within one: never an object per event."""
 
     status: str
     reason: str | None

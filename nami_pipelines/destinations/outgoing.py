@@ -1,36 +1,82 @@
 """What both mappings take in and give back, and what the docs say about an event for both APIs.
 
-Delivery hands the mappings `OutgoingEvent`s (an event with the user's attributes as of it) and
+Delivery hands the mappings a chunk's `OutgoingEvents` (each event's row with its payload and
+the user's attributes as of it, in parallel lists: no object per event) and
 `AttributeUpdateTarget`s (attributes to send with no event); whatever cannot be sent comes back
 as a `Skipped` with a reason a person can act on, so nothing selected is lost silently
 (docs/guarantees.md).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 from nami_pipelines.destinations.converted_price import ConvertedPrice
-from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION, is_user_event
-from nami_pipelines.events.model import NamiEvent
+from nami_pipelines.destinations.limits import as_text
+from nami_pipelines.event_types import DEVICE_IMPRESSION, DEVICE_TRANSACTION, USER_EVENT_PREFIX
+from nami_pipelines.events.tables import ROW_POSITIONS
 from nami_pipelines.snapshots.attributes import UserAttributes
 
 SANDBOX: Final = "sandbox"
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND: Final = timedelta(milliseconds=1)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND: Final = timedelta(milliseconds=1)
+
+# A row of `nami_events` as a plain tuple. The mappings and the state stage unpack it whole
+# (one bytecode, where a lookup per field costs one each), in this column order; importing
+# fails if the table ever orders its columns otherwise.
+Row = tuple[Any, ...]
+ROW_COLUMNS: Final = (
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "loaded_seq",
+    "app_id",
+    "app_platform_id",
+    "platform_type",
+    "nami_user_id",
+    "external_id",
+    "device_id",
+    "environment",
+    "payload",
+)
+if tuple(ROW_POSITIONS) != ROW_COLUMNS:
+    raise ImportError(f"nami_events columns changed: {tuple(ROW_POSITIONS)}")
+EVENT_ID: Final = ROW_COLUMNS.index("event_id")
+EVENT_TYPE: Final = ROW_COLUMNS.index("event_type")
+OCCURRED_AT: Final = ROW_COLUMNS.index("occurred_at")
+PLATFORM_TYPE: Final = ROW_COLUMNS.index("platform_type")
+NAMI_USER_ID: Final = ROW_COLUMNS.index("nami_user_id")
+EXTERNAL_ID: Final = ROW_COLUMNS.index("external_id")
+DEVICE_ID: Final = ROW_COLUMNS.index("device_id")
+ENVIRONMENT: Final = ROW_COLUMNS.index("environment")
 
 
-@dataclass(slots=True)  # one per event sent: not frozen, see `NamiEvent`
-class OutgoingEvent:
-    """One event to send; `attributes` are the user's `namiml_*` as of this event for `user.*`
-    events (docs/attributes.md) and None for device events, which carry no attributes;
-    `revenue` is a transaction's price in the integration's currency, when it converts."""
+@dataclass(slots=True)
+class OutgoingEvents:
+    """Events to send, as parallel lists: each event's row, its payload (parsed once, by the
+    state stage) and, for `user.*` events, the user's `namiml_*` as of it (docs/attributes.md;
+    None for device events, which carry no attributes). `revenue`, when the integration
+    converts, holds each transaction's price in its currency (None for other events)."""
 
-    event: NamiEvent
-    attributes: UserAttributes | None = None
-    revenue: ConvertedPrice | None = None
+    rows: list[Row] = field(default_factory=list)
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+    attributes: list[UserAttributes | None] = field(default_factory=list)
+    revenue: list[ConvertedPrice | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, positions: Sequence[int]) -> "OutgoingEvents":
+        """The events at `positions`, in that order."""
+        revenue = self.revenue
+        return OutgoingEvents(
+            [self.rows[p] for p in positions],
+            [self.payloads[p] for p in positions],
+            [self.attributes[p] for p in positions],
+            None if revenue is None else [revenue[p] for p in positions],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +107,7 @@ class AttributeUpdateTarget:
 
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the epoch, exactly (a float timestamp can be off by one)."""
-    return (moment - _EPOCH) // _MILLISECOND
+    return (moment - EPOCH) // MILLISECOND
 
 
 def total_amount(price: float, quantity: int) -> float:
@@ -95,29 +141,51 @@ _TRANSACTION_FIELDS: Final = (
 )
 
 
-def event_attributes(event: NamiEvent, convert: Callable[[Any], Any]) -> dict[str, Any]:
-    """The custom attributes (docs/mparticle.md) of `event`, each value passed through
-    `convert` (the receiving API's typing and trimming); absent and null values are left out."""
-    payload = event.payload
-    if is_user_event(event.event_type):
+def event_attributes(
+    event_type: str,
+    platform_type: str | None,
+    app_platform_id: str | None,
+    payload: dict[str, Any],
+    limit: int,
+    stringify: bool,
+    payload_text_length: int | None = None,
+) -> dict[str, Any]:
+    """The custom attributes (docs/mparticle.md) of an event, absent and null values left out:
+    strings cut to `limit` characters, and with `stringify` every value as text first (the
+    receiving API's typing). The one loop both mappings run per event, so a value is only
+    looked at again when it is not a string or may be over the limit: a string in the payload
+    is never longer than the payload's JSON text, so when `payload_text_length` (that text's
+    length) is within the limit, none of them is measured."""
+    if event_type.startswith(USER_EVENT_PREFIX):
         attributes = {
             "namiml_event_category": "user",
             "namiml_event_subcategory1": "subscription",
         }
-        if event.platform_type is not None:
-            attributes["event_platform"] = convert(event.platform_type)
+        if platform_type is not None:
+            attributes["event_platform"] = platform_type[:limit]
         return attributes
     attributes = {"namiml_event_category": "device"}
-    if event.event_type == DEVICE_IMPRESSION:
-        if event.app_platform_id is not None:
-            attributes["app_platform_id"] = convert(event.app_platform_id)
+    if event_type == DEVICE_IMPRESSION:
+        if app_platform_id is not None:
+            attributes["app_platform_id"] = app_platform_id[:limit]
         fields = _IMPRESSION_FIELDS
-    elif event.event_type == DEVICE_TRANSACTION:
+    elif event_type == DEVICE_TRANSACTION:
         fields = _TRANSACTION_FIELDS
     else:
-        raise ValueError(f"event {event.event_id} has an unknown type {event.event_type!r}")
+        raise ValueError(f"event has an unknown type {event_type!r}")
+    fits = payload_text_length is not None and payload_text_length <= limit
+    get = payload.get
     for name, source in fields:
-        value = payload.get(source)
-        if value is not None:
-            attributes[name] = convert(value)
+        value = get(source)
+        if value is None:
+            continue
+        if value.__class__ is not str:
+            if not stringify:
+                attributes[name] = value
+                continue
+            value = as_text(value)
+        elif fits:
+            attributes[name] = value
+            continue
+        attributes[name] = value if len(value) <= limit else value[:limit]
     return attributes

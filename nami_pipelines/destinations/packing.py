@@ -1,13 +1,15 @@
 """The one batching routine per API: mapped batches or events into request bodies within the
 APIs' limits (docs/mparticle.md, docs/amplitude.md).
 
-Each batch or event is serialized once; a request body is those bytes joined, so packing is
-linear and a request's size is known exactly before it is sent. What cannot fit even alone comes
-out of the same stream as a `Skipped` with the reason, so a sender cannot overlook it.
+Each batch or event is serialized once, here, as its request is filled; a request body is
+those bytes joined, so packing is linear and a request's size is known exactly before it is
+sent. What cannot fit even alone comes out of the same stream as a `Skipped` with the reason, so
+a sender cannot overlook it. An Amplitude item is the event's body dict itself (its `insert_id`
+is the Nami event id); an mParticle item is a batch.
 """
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
@@ -18,20 +20,29 @@ from nami_pipelines.api_limits import (
     MPARTICLE_MAX_BATCHES_PER_REQUEST,
     MPARTICLE_MAX_REQUEST_BYTES,
 )
-from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent
 from nami_pipelines.destinations.limits import encode
 from nami_pipelines.destinations.mparticle_mapping import MParticleBatch
 from nami_pipelines.destinations.outgoing import Skipped
 
-Item = TypeVar("Item", MParticleBatch, AmplitudeEvent)
+Item = TypeVar("Item", MParticleBatch, dict[str, Any])
+
+
+def _batch_event_ids(batches: Sequence[MParticleBatch]) -> tuple[str, ...]:
+    return tuple(event_id for batch in batches for event_id in batch.event_ids)
+
+
+def _amplitude_event_ids(events: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(event["insert_id"] for event in events)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class _Envelope:
-    """What surrounds the joined items. May hold the Amplitude API key: never shown."""
+    """What surrounds the joined items, and how the Nami event ids are read off the items. May
+    hold the Amplitude API key: never shown."""
 
     prefix: bytes
     suffix: bytes
+    event_ids: Callable[[Sequence[Any]], tuple[str, ...]]
 
     @property
     def size(self) -> int:
@@ -53,8 +64,7 @@ class PackedRequest(Generic[Item]):
     event_ids: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        event_ids = tuple(event_id for item in self.items for event_id in item.event_ids)
-        object.__setattr__(self, "event_ids", event_ids)
+        object.__setattr__(self, "event_ids", self.envelope.event_ids(self.items))
 
     @property
     def batch_count(self) -> int:
@@ -68,7 +78,7 @@ class PackedRequest(Generic[Item]):
         )
 
 
-_BULK_ENVELOPE: Final = _Envelope(b"[", b"]")
+_BULK_ENVELOPE: Final = _Envelope(b"[", b"]", _batch_event_ids)
 
 
 def pack_mparticle_bulk(
@@ -78,32 +88,36 @@ def pack_mparticle_bulk(
     max_batch_bytes: int = MPARTICLE_MAX_BATCH_BYTES,
 ) -> Iterator[PackedRequest[MParticleBatch] | Skipped]:
     """`/v2/bulkevents` bodies (JSON arrays of batches) in input order. A batch over
-    `max_batch_bytes` is cut into several (see `_split_batch`)."""
+    `max_batch_bytes` is cut into several (see `_split_batch`). Lazy: each step encodes the
+    batches of one request."""
     if max_batch_bytes + _BULK_ENVELOPE.size > max_request_bytes:
         raise ValueError("max_batch_bytes leaves no room for one batch in max_request_bytes")
-    return _pack(
+    return fill_requests(
         _mparticle_parts(batches, max_batch_bytes), _BULK_ENVELOPE, max_batches, max_request_bytes
     )
 
 
 def pack_amplitude_requests(
-    events: Iterable[AmplitudeEvent],
+    events: Iterable[dict[str, Any]],
     api_key: str,
     *,
     options: dict[str, Any] | None,
     max_events: int = AMPLITUDE_MAX_EVENTS_PER_REQUEST,
     max_request_bytes: int = AMPLITUDE_MAX_REQUEST_BYTES,
-) -> Iterator[PackedRequest[AmplitudeEvent] | Skipped]:
+) -> Iterator[PackedRequest[dict[str, Any]] | Skipped]:
     """`/2/httpapi` bodies `{"api_key", "events", "options"?}` in input order; an event too
-    large for a request of its own is skipped."""
+    large for a request of its own is skipped. Lazy: each step encodes the events of one
+    request."""
     options_part = b"" if options is None else b',"options":' + encode(options)
     envelope = _Envelope(
-        b'{"api_key":' + encode(api_key) + b',"events":[', b"]" + options_part + b"}"
+        b'{"api_key":' + encode(api_key) + b',"events":[',
+        b"]" + options_part + b"}",
+        _amplitude_event_ids,
     )
     room = max_request_bytes - envelope.size
     if room <= 0:
         raise ValueError("max_request_bytes leaves no room for an event")
-    return _pack(_amplitude_parts(events, room), envelope, max_events, max_request_bytes)
+    return fill_requests(_amplitude_parts(events, room), envelope, max_events, max_request_bytes)
 
 
 def split_mparticle_request(
@@ -114,8 +128,8 @@ def split_mparticle_request(
 
 
 def split_amplitude_request(
-    request: PackedRequest[AmplitudeEvent],
-) -> tuple[PackedRequest[AmplitudeEvent], PackedRequest[AmplitudeEvent]]:
+    request: PackedRequest[dict[str, Any]],
+) -> tuple[PackedRequest[dict[str, Any]], PackedRequest[dict[str, Any]]]:
     """Two requests with half the events each, for a 413 (docs/amplitude.md)."""
     return _split(request)
 
@@ -147,14 +161,15 @@ def _request(
     return PackedRequest(tuple(items), tuple(parts), envelope, body)
 
 
-def _pack(
+def fill_requests(
     serialized: Iterable[tuple[Item, bytes] | Skipped],
     envelope: _Envelope,
     max_items: int,
     max_bytes: int,
 ) -> Iterator[PackedRequest[Item] | Skipped]:
     """Fill each request until the next item would break a limit; `serialized` only holds
-    items that fit a request of their own."""
+    items that fit a request of their own. Both APIs' packing runs here, one request per step
+    (the benchmark times encoding by these steps)."""
     items: list[Item] = []
     parts: list[bytes] = []
     size = envelope.size
@@ -174,14 +189,14 @@ def _pack(
 
 
 def _amplitude_parts(
-    events: Iterable[AmplitudeEvent], room: int
-) -> Iterator[tuple[AmplitudeEvent, bytes] | Skipped]:
+    events: Iterable[dict[str, Any]], room: int
+) -> Iterator[tuple[dict[str, Any], bytes] | Skipped]:
     for event in events:
-        part = encode(event.body)
+        part = encode(event)
         if len(part) > room:
             yield Skipped(
-                event.event_id,
-                event.nami_user_id,
+                event["insert_id"],
+                None,
                 f"event is {len(part)} bytes, more than fits in one Amplitude request",
             )
         else:

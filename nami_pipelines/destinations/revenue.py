@@ -6,17 +6,22 @@ mode, whose store has no fee configured) is held back with the reason and stays 
 ledger; the next run after the rate arrives sends it.
 """
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from nami_pipelines.destinations.converted_price import ConvertedPrice
 from nami_pipelines.destinations.http import Unresolved
-from nami_pipelines.destinations.outgoing import OutgoingEvent
+from nami_pipelines.destinations.outgoing import (
+    EVENT_ID,
+    EVENT_TYPE,
+    OCCURRED_AT,
+    PLATFORM_TYPE,
+    OutgoingEvents,
+)
 from nami_pipelines.event_types import DEVICE_TRANSACTION
-from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.exchange_rates import ExchangeRates
 
 PROCEEDS: Final = "proceeds"
@@ -32,19 +37,20 @@ class RevenueConversion:
     store_fees: Mapping[str, Decimal]
     rates: ExchangeRates
 
-    def convert(self, event: NamiEvent) -> ConvertedPrice | str:
+    def convert(
+        self, occurred_at: datetime, platform_type: str | None, payload: dict[str, Any]
+    ) -> ConvertedPrice | str:
         """The transaction's converted price, or why it cannot be computed yet."""
-        payload = event.payload
         original_currency = str(payload["currency"])
         currency = original_currency.strip().upper()
-        day = event.occurred_at.astimezone(UTC).date()
+        day = occurred_at.astimezone(UTC).date()
         rate = ONE if currency == self.currency else self.rates.rate(day, currency)
         if rate is None:
             return f"no {currency or 'currency'} rate for {day.isoformat()}"
         unit_price = _decimal(payload["price"]) * rate
         fee = None
         if self.mode == PROCEEDS:
-            platform = event.platform_type or "an unknown platform"
+            platform = platform_type or "an unknown platform"
             fee = self.store_fees.get(platform)
             if fee is None:
                 return f"no store fee for {platform} in revenue.store_fees"
@@ -55,23 +61,29 @@ class RevenueConversion:
 
 
 def with_converted_revenue(
-    outgoing: Sequence[OutgoingEvent], conversion: RevenueConversion | None
-) -> tuple[list[OutgoingEvent], list[Unresolved]]:
-    """The events to send, each transaction carrying its converted price; and the transactions
-    held back, grouped by reason, to be left pending. Without a conversion, all as they are."""
+    events: OutgoingEvents, conversion: RevenueConversion | None
+) -> tuple[OutgoingEvents, list[Unresolved]]:
+    """The events to send, each transaction with its converted price in `revenue`; and the
+    transactions held back, grouped by reason, to be left pending. Without a conversion, the
+    events as they are."""
     if conversion is None:
-        return list(outgoing), []
-    ready: list[OutgoingEvent] = []
+        return events, []
+    revenue: list[ConvertedPrice | None] = []
     held: dict[str, list[str]] = {}
-    for item in outgoing:
-        if item.event.event_type != DEVICE_TRANSACTION:
-            ready.append(item)
-            continue
-        converted = conversion.convert(item.event)
-        if isinstance(converted, str):
-            held.setdefault(converted, []).append(item.event.event_id)
-        else:
-            ready.append(replace(item, revenue=converted))
+    held_at: set[int] = set()
+    payloads = events.payloads
+    for position, row in enumerate(events.rows):
+        converted = None
+        if row[EVENT_TYPE] == DEVICE_TRANSACTION:
+            converted = conversion.convert(row[OCCURRED_AT], row[PLATFORM_TYPE], payloads[position])
+            if isinstance(converted, str):
+                held.setdefault(converted, []).append(row[EVENT_ID])
+                held_at.add(position)
+                converted = None
+        revenue.append(converted)
+    ready = OutgoingEvents(events.rows, payloads, events.attributes, revenue)
+    if held_at:
+        ready = ready.take([p for p in range(len(ready)) if p not in held_at])
     return ready, [Unresolved(tuple(ids), reason, 0) for reason, ids in held.items()]
 
 

@@ -7,6 +7,7 @@ without knowing any destination. Both mappings take the per-event decisions from
 rule changed here changes for both APIs and every reader at once.
 """
 
+from collections.abc import Callable
 from typing import Final
 
 from nami_pipelines.config import ALL_PLATFORMS, AnyIntegration, IdChoice, MParticleIntegration
@@ -87,6 +88,24 @@ def chosen_id(
     if choice == "nami_user_id" or (external_id is None and fallback):
         return nami_user_id
     return external_id
+
+
+def id_chooser(choice: IdChoice, fallback: bool) -> Callable[[str | None, str | None], str | None]:
+    """`chosen_id` for one integration, remembering its last answer: a user's events come
+    together with the same ids, so the placeholder checks run once per user, not per event."""
+    # (None, None) chooses None whatever the integration, so that is the first answer known.
+    last_external: str | None = None
+    last_nami: str | None = None
+    last_chosen: str | None = None
+
+    def choose(external_id: str | None, nami_user_id: str | None) -> str | None:
+        nonlocal last_external, last_nami, last_chosen
+        if external_id != last_external or nami_user_id != last_nami:
+            last_external, last_nami = external_id, nami_user_id
+            last_chosen = chosen_id(choice, fallback, external_id, nami_user_id)
+        return last_chosen
+
+    return choose
 
 
 def absent_id(name: str, value: str | None) -> str:

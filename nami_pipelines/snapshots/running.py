@@ -103,18 +103,26 @@ class RunningState:
         return any(until is None or until > at for _, _, until in self.entitlements)
 
     def attributes_at(self, at: datetime) -> UserAttributes:
-        """The eight attribute values at instant `at` (no event between the last one and `at`)."""
-        active = [
-            (ref, sku) for ref, sku, until in self.entitlements if until is None or until > at
-        ]
-        device_ids = sorted(self.devices)
-        platforms = [self.devices[device] for device in device_ids]
+        """The eight attribute values at instant `at` (no event between the last one and `at`).
+        One loop over the entitlements: delivery asks this for every `user.*` event it sends."""
+        refs: set[str] = set()
+        skus: set[str] = set()
+        for ref, sku, until in self.entitlements:
+            if until is None or until > at:
+                refs.add(ref)
+                if sku is not None:
+                    skus.add(sku)
+        devices = self.devices
+        device_ids = sorted(devices)
         return {
-            ACTIVE_ENTITLEMENTS: sorted({ref for ref, _ in active}),
-            ACTIVE_SKUS: sorted({sku for _, sku in active if sku is not None}),
+            ACTIVE_ENTITLEMENTS: sorted(refs),
+            ACTIVE_SKUS: sorted(skus),
             DEVICE_IDS: device_ids,
-            DEVICE_PLATFORMS: [p if isinstance(p, str) else "" for p in platforms],
-            **attribute_flags(self.journey, bool(active), self.once_paid),
+            DEVICE_PLATFORMS: [
+                platform if isinstance(platform := devices[device], str) else ""
+                for device in device_ids
+            ],
+            **attribute_flags(self.journey, bool(refs), self.once_paid),
         }
 
 
@@ -124,6 +132,15 @@ def expiration(text: Any) -> datetime | None:
     the columnar snapshot reads it; cached, since many events list the same one."""
     if text is None:
         return None
+    if isinstance(text, str):
+        # ISO 8601, as Nami writes it: the standard parser reads it some fifty times faster
+        # than pandas, to the same instant; anything else goes to pandas, as before.
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     moment = pd.Timestamp(text)
     moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
     return moment.to_pydatetime()

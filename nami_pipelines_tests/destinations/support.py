@@ -1,6 +1,7 @@
 """What the destination tests share: example and generated events, integrations, the schema."""
 
 import json
+from collections.abc import Iterable
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -10,7 +11,8 @@ import jsonschema
 
 import nami_pipelines
 from nami_pipelines.config import AmplitudeIntegration, MParticleIntegration
-from nami_pipelines.destinations.outgoing import OutgoingEvent
+from nami_pipelines.destinations.outcomes import OutcomeGroup
+from nami_pipelines.destinations.outgoing import ROW_COLUMNS, OutgoingEvents, Row
 from nami_pipelines.event_types import is_user_event
 from nami_pipelines.events.model import NamiEvent
 from nami_pipelines.events.validation import validate_event
@@ -73,14 +75,41 @@ def payload_attributes(nami_event: NamiEvent) -> UserAttributes:
     }
 
 
-def outgoing(nami_event: NamiEvent) -> OutgoingEvent:
+# An event and the attributes delivery gives it (None for device events).
+Item = tuple[NamiEvent, UserAttributes | None]
+
+
+def outgoing(nami_event: NamiEvent) -> Item:
     """The event as delivery hands it over: attributes on `user.*` events only."""
     if is_user_event(nami_event.event_type):
-        return OutgoingEvent(nami_event, payload_attributes(nami_event))
-    return OutgoingEvent(nami_event, None)
+        return nami_event, payload_attributes(nami_event)
+    return nami_event, None
 
 
-def generated(users: int, days: int, seed: int) -> list[OutgoingEvent]:
+def row_of(nami_event: NamiEvent) -> Row:
+    """The event as a `nami_events` row, the way delivery reads it."""
+    columns = nami_event.row()
+    return tuple(0 if name == "loaded_seq" else columns[name] for name in ROW_COLUMNS)
+
+
+def chunk(items: Iterable[Item]) -> OutgoingEvents:
+    """Events with their attributes as the mappings take them: in columns."""
+    events = OutgoingEvents()
+    for nami_event, attributes in items:
+        events.rows.append(row_of(nami_event))
+        events.payloads.append(nami_event.payload)
+        events.attributes.append(attributes)
+    return events
+
+
+def per_event(groups: Iterable[OutcomeGroup]) -> list[tuple[str, str, str | None]]:
+    """Outcome groups as (event id, status, reason) per event, in order."""
+    return [
+        (event_id, status, reason) for status, reason, event_ids in groups for event_id in event_ids
+    ]
+
+
+def generated(users: int, days: int, seed: int) -> list[Item]:
     """Realistic events from the generator, ready to map."""
     records = generate_events(users, days, date(2026, 1, 1), seed)
     return [outgoing(validate_event(record)) for record in records]

@@ -7,15 +7,16 @@ import pytest
 
 from nami_pipelines.api_limits import AMPLITUDE_MAX_ARRAY_ENTRIES, AMPLITUDE_MAX_PROPERTY_CHARS
 from nami_pipelines.destinations.amplitude_mapping import (
-    AmplitudeEvent,
     amplitude_request_options,
     build_amplitude_events,
     build_identification,
 )
-from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent, Skipped
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, Skipped
 from nami_pipelines.event_types import SENDABLE_EVENT_TYPES
 from nami_pipelines_tests.destinations.support import (
+    Item,
     amplitude_integration,
+    chunk,
     event,
     example_records,
     generated,
@@ -38,18 +39,18 @@ APPLE_PLATFORM_ID = "8d0f2b8e-1c1f-4a53-9d43-3f0a5b1c2e11"
 GOLDEN = golden("amplitude_events.json")
 
 
-def _only_event(item: OutgoingEvent, **options: Any) -> dict[str, Any]:
-    mapped, skipped = build_amplitude_events([item], amplitude_integration(**options))
+def _only_event(item: Item, **options: Any) -> dict[str, Any]:
+    mapped, skipped = build_amplitude_events(chunk([item]), amplitude_integration(**options))
     assert skipped == []
     assert len(mapped) == 1
-    assert mapped[0].event_id == item.event.event_id
-    return mapped[0].body
+    assert mapped[0]["insert_id"] == item[0].event_id
+    return mapped[0]
 
 
-def _skip_reason(item: OutgoingEvent, **options: Any) -> str:
-    mapped, skipped = build_amplitude_events([item], amplitude_integration(**options))
+def _skip_reason(item: Item, **options: Any) -> str:
+    mapped, skipped = build_amplitude_events(chunk([item]), amplitude_integration(**options))
     assert mapped == []
-    assert [entry.event_id for entry in skipped] == [item.event.event_id]
+    assert [entry.event_id for entry in skipped] == [item[0].event_id]
     return skipped[0].reason
 
 
@@ -230,7 +231,7 @@ def test_values_are_trimmed_to_amplitudes_limits() -> None:
         "namiml_active_skus": ["s" * 2000],
     }
     impression = _only_event(outgoing(event(IMPRESSION, payload=payload)))
-    renewed = _only_event(OutgoingEvent(event(RENEWED), attributes))
+    renewed = _only_event((event(RENEWED), attributes))
 
     assert impression["event_properties"]["name"] == "n" * AMPLITUDE_MAX_PROPERTY_CHARS
     assert "cta_type" not in impression["event_properties"]
@@ -253,9 +254,9 @@ def test_events_come_out_in_time_order() -> None:
             ("tie-b", timedelta(hours=1)),
         )
     ]
-    mapped, _ = build_amplitude_events(items, amplitude_integration())
+    mapped, _ = build_amplitude_events(chunk(items), amplitude_integration())
 
-    assert [item.event_id for item in mapped] == ["early", "tie-a", "tie-b", "late"]
+    assert [item["insert_id"] for item in mapped] == ["early", "tie-a", "tie-b", "late"]
 
 
 def _target(**changes: Any) -> AttributeUpdateTarget:
@@ -320,17 +321,16 @@ def test_identification_ids_and_skips() -> None:
 def test_generated_events_all_map_with_the_fields_amplitude_types() -> None:
     """Every generated event maps, or is skipped for a stated reason, with Amplitude's types."""
     items = generated(users=300, days=10, seed=3)
-    mapped, skipped = build_amplitude_events(items, amplitude_integration())
+    mapped, skipped = build_amplitude_events(chunk(items), amplitude_integration())
 
     assert len(mapped) + len(skipped) == len(items)
-    assert {item.body["event_type"] for item in mapped} == set(SENDABLE_EVENT_TYPES)
+    assert {item["event_type"] for item in mapped} == set(SENDABLE_EVENT_TYPES)
     assert all(entry.reason for entry in skipped)
-    problems = [item.event_id for item in mapped if _type_problems(item)]
+    problems = [item["insert_id"] for item in mapped if _type_problems(item)]
     assert problems == []
 
 
-def _type_problems(item: AmplitudeEvent) -> list[str]:
-    body = item.body
+def _type_problems(body: dict[str, Any]) -> list[str]:
     expected = {
         "event_type": str,
         "time": int,

@@ -7,11 +7,16 @@ from collections.abc import Callable, Sequence
 
 from nami_pipelines.destinations.amplitude_client import AmplitudeClient
 from nami_pipelines.destinations.http import RetryPolicy, Unresolved
-from nami_pipelines.destinations.outcomes import Outcome
+from nami_pipelines.destinations.outcomes import OutcomeGroup
 from nami_pipelines.emulators import FaultRule
 from nami_pipelines.snapshots.attributes import UserAttributes
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS
-from nami_pipelines_tests.destinations.support import amplitude_integration, generated
+from nami_pipelines_tests.destinations.support import (
+    amplitude_integration,
+    chunk,
+    generated,
+    per_event,
+)
 
 # Full jitter under a 2 s ceiling: about 1 s a retry, so 30 attempts wait about 30 s.
 REFUSED_FOR_30_SECONDS = RetryPolicy(max_attempts=30, base_delay=2.0, max_delay=2.0)
@@ -20,11 +25,11 @@ SHARE_OF_A_CORE = 0.10
 
 class CollectingSink:
     def __init__(self) -> None:
-        self.settled: list[Outcome] = []
+        self.settled: list[OutcomeGroup] = []
         self.pending: list[Unresolved] = []
 
-    def outcomes(self, outcomes: list[Outcome], attempts: int) -> None:
-        self.settled.extend(outcomes)
+    def outcomes(self, groups: list[OutcomeGroup], attempts: int) -> None:
+        self.settled.extend(groups)
 
     def unresolved(self, unresolved: Unresolved) -> None:
         self.pending.append(unresolved)
@@ -54,7 +59,7 @@ def test_a_destination_refusing_connections_for_30_seconds_costs_no_core(monkeyp
     integration = amplitude_integration(endpoint=f"http://127.0.0.1:{closed_port()}/2/httpapi")
     client = AmplitudeClient(integration, policy=REFUSED_FOR_30_SECONDS, seed=3)
     sink = CollectingSink()
-    events = generated(users=3, days=1, seed=2)
+    events = chunk(generated(users=3, days=1, seed=2))
 
     used = share_of_a_core(lambda: client.send_events(events, historical=False, sink=sink))
 
@@ -73,11 +78,11 @@ def test_waiting_out_retry_after_costs_no_core(fresh_emulator, monkeypatch):
     integration = amplitude_integration(endpoint=fresh_emulator.amplitude_url)
     client = AmplitudeClient(integration, policy=RetryPolicy(max_attempts=5, max_delay=5))
     sink = CollectingSink()
-    events = generated(users=2, days=1, seed=2)
+    events = chunk(generated(users=2, days=1, seed=2))
 
     used = share_of_a_core(lambda: client.send_events(events, historical=False, sink=sink))
 
     assert used < SHARE_OF_A_CORE
     assert client.stats.throttled == 2 and not sink.pending
-    accepted = [o for o in sink.settled if o.status == "accepted"]
+    accepted = [o for o in per_event(sink.settled) if o[1] == "accepted"]
     assert len(accepted) == fresh_emulator.stats()["amplitude"]["unique_events"] > 0

@@ -14,13 +14,13 @@ from nami_pipelines.api_limits import (
     MPARTICLE_MAX_LIST_ENTRIES,
     MPARTICLE_MAX_LIST_ENTRY_CHARS,
 )
+from nami_pipelines.destinations.mparticle_ids import NAMESPACE
 from nami_pipelines.destinations.mparticle_mapping import (
-    NAMESPACE,
     MParticleBatch,
     build_mparticle_attribute_batch,
     build_mparticle_batches,
 )
-from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, OutgoingEvent, Skipped
+from nami_pipelines.destinations.outgoing import AttributeUpdateTarget, Skipped
 from nami_pipelines.event_types import SENDABLE_EVENT_TYPES, is_user_event
 from nami_pipelines.snapshots.attributes import (
     ATTRIBUTE_NAMES,
@@ -30,6 +30,8 @@ from nami_pipelines.snapshots.attributes import (
 )
 from nami_pipelines_tests.destinations.support import (
     CachedSchemaCheck,
+    Item,
+    chunk,
     event,
     example_records,
     generated,
@@ -52,8 +54,8 @@ SANDBOX_USER_ID = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c62"
 GOLDEN = golden("mparticle_batches.json")
 
 
-def _only_batch(items: list[OutgoingEvent], **options: Any) -> dict[str, Any]:
-    batches, skipped = build_mparticle_batches(items, mparticle_integration(**options))
+def _only_batch(items: list[Item], **options: Any) -> dict[str, Any]:
+    batches, skipped = build_mparticle_batches(chunk(items), mparticle_integration(**options))
     assert skipped == []
     assert len(batches) == 1
     return batches[0].body
@@ -140,7 +142,7 @@ def test_customer_id_is_the_external_id_by_default() -> None:
 
 def test_customer_id_can_be_the_nami_user_id() -> None:
     batches, skipped = build_mparticle_batches(
-        [outgoing(event(RENEWED)), outgoing(event(SANDBOX_PURCHASE))],
+        chunk([outgoing(event(RENEWED)), outgoing(event(SANDBOX_PURCHASE))]),
         mparticle_integration(customer_id="nami_user_id"),
     )
 
@@ -153,7 +155,8 @@ def test_customer_id_can_be_the_nami_user_id() -> None:
 
 def test_user_without_external_id_is_skipped_with_the_reason() -> None:
     batches, skipped = build_mparticle_batches(
-        [outgoing(event(SANDBOX_PURCHASE)), outgoing(event(RENEWED))], mparticle_integration()
+        chunk([outgoing(event(SANDBOX_PURCHASE)), outgoing(event(RENEWED))]),
+        mparticle_integration(),
     )
 
     assert skipped == [
@@ -175,7 +178,7 @@ def test_fallback_sends_the_nami_user_id_when_the_external_id_is_missing() -> No
 def test_anonymous_device_event_is_skipped_when_the_nami_user_id_is_the_customer_id() -> None:
     anonymous = event(IMPRESSION, nami_user_id=None)
     batches, skipped = build_mparticle_batches(
-        [outgoing(anonymous)], mparticle_integration(customer_id="nami_user_id")
+        chunk([outgoing(anonymous)]), mparticle_integration(customer_id="nami_user_id")
     )
 
     assert batches == []
@@ -224,7 +227,7 @@ def test_sandbox_and_production_events_of_a_user_never_share_a_batch() -> None:
         outgoing(event(TRANSACTION, environment="sandbox")),
         outgoing(event(RENEWED)),
     ]
-    batches, _ = build_mparticle_batches(items, mparticle_integration())
+    batches, _ = build_mparticle_batches(chunk(items), mparticle_integration())
 
     assert [(batch.body["environment"], batch.event_ids) for batch in batches] == [
         ("production", (IMPRESSION["event_id"], RENEWED["event_id"])),
@@ -234,7 +237,7 @@ def test_sandbox_and_production_events_of_a_user_never_share_a_batch() -> None:
 
 def test_sandbox_drop_skips_sandbox_events_with_the_reason() -> None:
     batches, skipped = build_mparticle_batches(
-        [outgoing(event(RENEWED, environment="sandbox")), outgoing(event(IMPRESSION))],
+        chunk([outgoing(event(RENEWED, environment="sandbox")), outgoing(event(IMPRESSION))]),
         mparticle_integration(sandbox="drop"),
     )
 
@@ -274,14 +277,14 @@ def test_a_users_batches_end_at_user_events_with_the_attributes_as_of_each() -> 
     first, second = _flags(False), _flags(True)
     second_copy = json.loads(json.dumps(second))  # equal, not the same object
     items = [
-        OutgoingEvent(event(IMPRESSION, event_id="d1", occurred_at=_at(0)), None),
-        OutgoingEvent(event(RENEWED, event_id="u1", occurred_at=_at(1)), first),
-        OutgoingEvent(event(TRANSACTION, event_id="d2", occurred_at=_at(2)), None),
-        OutgoingEvent(event(RENEWED, event_id="u2", occurred_at=_at(3)), second),
-        OutgoingEvent(event(RENEWED, event_id="u3", occurred_at=_at(3)), second_copy),
-        OutgoingEvent(event(IMPRESSION, event_id="d3", occurred_at=_at(4)), None),
+        (event(IMPRESSION, event_id="d1", occurred_at=_at(0)), None),
+        (event(RENEWED, event_id="u1", occurred_at=_at(1)), first),
+        (event(TRANSACTION, event_id="d2", occurred_at=_at(2)), None),
+        (event(RENEWED, event_id="u2", occurred_at=_at(3)), second),
+        (event(RENEWED, event_id="u3", occurred_at=_at(3)), second_copy),
+        (event(IMPRESSION, event_id="d3", occurred_at=_at(4)), None),
     ]
-    batches, skipped = build_mparticle_batches(items, mparticle_integration())
+    batches, skipped = build_mparticle_batches(chunk(items), mparticle_integration())
 
     assert skipped == []
     assert [
@@ -294,12 +297,12 @@ def test_a_users_batches_end_at_user_events_with_the_attributes_as_of_each() -> 
 
 def test_events_are_ordered_by_time_then_input_order() -> None:
     items = [
-        OutgoingEvent(event(IMPRESSION, event_id="late", occurred_at=_at(5)), None),
-        OutgoingEvent(event(IMPRESSION, event_id="tie-a", occurred_at=_at(1)), None),
-        OutgoingEvent(event(IMPRESSION, event_id="early", occurred_at=_at(0)), None),
-        OutgoingEvent(event(IMPRESSION, event_id="tie-b", occurred_at=_at(1)), None),
+        (event(IMPRESSION, event_id="late", occurred_at=_at(5)), None),
+        (event(IMPRESSION, event_id="tie-a", occurred_at=_at(1)), None),
+        (event(IMPRESSION, event_id="early", occurred_at=_at(0)), None),
+        (event(IMPRESSION, event_id="tie-b", occurred_at=_at(1)), None),
     ]
-    batches, _ = build_mparticle_batches(items, mparticle_integration())
+    batches, _ = build_mparticle_batches(chunk(items), mparticle_integration())
 
     assert [batch.event_ids for batch in batches] == [("early", "tie-a", "tie-b", "late")]
     timestamps = [item["data"]["timestamp_unixtime_ms"] for item in batches[0].body["events"]]
@@ -310,7 +313,7 @@ def test_example_users_get_their_own_batches_merged_while_attributes_hold() -> N
     """A user.* event whose attributes equal the next one's rides in the same batch."""
     items = [outgoing(event(record)) for record in example_records()]
     batches, skipped = build_mparticle_batches(
-        items, mparticle_integration(fallback_to_nami_user_id=True)
+        chunk(items), mparticle_integration(fallback_to_nami_user_id=True)
     )
 
     assert skipped == []
@@ -353,7 +356,9 @@ def test_source_request_id_is_stable_for_the_same_batch_and_differs_otherwise() 
     items = [outgoing(event(RENEWED))]
     first = _only_batch(items)["source_request_id"]
     again = _only_batch(items)["source_request_id"]
-    other_feed = build_mparticle_batches(items, mparticle_integration(name="mparticle_android"))
+    other_feed = build_mparticle_batches(
+        chunk(items), mparticle_integration(name="mparticle_android")
+    )
     other_event = _only_batch([outgoing(event(TRIAL_STARTED))])["source_request_id"]
 
     assert first == again
@@ -401,7 +406,7 @@ def test_user_attribute_lists_are_trimmed_to_the_limits() -> None:
         "namiml_device_ids": [f"device-{i:05d}" for i in range(MPARTICLE_MAX_LIST_ENTRIES + 5)],
         "namiml_active_skus": ["s" * (MPARTICLE_MAX_LIST_ENTRY_CHARS + 1)],
     }
-    body = _only_batch([OutgoingEvent(event(RENEWED), attributes)])
+    body = _only_batch([(event(RENEWED), attributes)])
 
     sent = body["user_attributes"]
     assert sent["namiml_device_ids"] == [f"device-{i:05d}" for i in range(1000)]
@@ -481,7 +486,7 @@ def test_attribute_update_skips_like_events() -> None:
 
 
 @pytest.fixture(scope="module")
-def generated_events() -> list[OutgoingEvent]:
+def generated_events() -> list[Item]:
     """300 users over 10 days (a seed with all 13 types), both platforms, sandbox users,
     users without an external id, attributes on every user.* event."""
     return generated(users=300, days=10, seed=3)
@@ -502,13 +507,15 @@ def schema_check() -> CachedSchemaCheck:
     ids=["external-id-with-fallback", "nami-user-id-renamed", "external-id-only"],
 )
 def test_every_batch_from_generated_data_validates(
-    generated_events: list[OutgoingEvent],
+    generated_events: list[Item],
     schema_check: CachedSchemaCheck,
     options: dict[str, Any],
 ) -> None:
-    batches, skipped = build_mparticle_batches(generated_events, mparticle_integration(**options))
+    batches, skipped = build_mparticle_batches(
+        chunk(generated_events), mparticle_integration(**options)
+    )
 
-    types = Counter(item.event.event_type for item in generated_events)
+    types = Counter(item[0].event_type for item in generated_events)
     assert set(types) == set(SENDABLE_EVENT_TYPES)
     assert {batch.body["environment"] for batch in batches} == {"development", "production"}
     sent = sum(len(batch.event_ids) for batch in batches)
@@ -521,15 +528,13 @@ def test_every_batch_from_generated_data_validates(
 
 
 def test_every_user_event_from_generated_data_carries_its_own_attributes(
-    generated_events: list[OutgoingEvent],
+    generated_events: list[Item],
 ) -> None:
     batches, _ = build_mparticle_batches(
-        generated_events, mparticle_integration(fallback_to_nami_user_id=True)
+        chunk(generated_events), mparticle_integration(fallback_to_nami_user_id=True)
     )
     expected = {
-        item.event.event_id: item.attributes
-        for item in generated_events
-        if is_user_event(item.event.event_type)
+        item[0].event_id: item[1] for item in generated_events if is_user_event(item[0].event_type)
     }
 
     checked = 0
@@ -550,19 +555,19 @@ def _as_mparticle(attributes: UserAttributes | None) -> dict[str, Any]:
 
 
 def test_every_attribute_update_from_generated_data_validates(
-    generated_events: list[OutgoingEvent],
+    generated_events: list[Item],
 ) -> None:
     integration = mparticle_integration(fallback_to_nami_user_id=True)
     targets = {
-        item.event.nami_user_id: AttributeUpdateTarget(
-            item.event.nami_user_id,
-            item.event.external_id,
-            item.event.device_id,
-            item.event.environment,
-            item.attributes,
+        item[0].nami_user_id: AttributeUpdateTarget(
+            item[0].nami_user_id,
+            item[0].external_id,
+            item[0].device_id,
+            item[0].environment,
+            item[1],
         )
         for item in generated_events
-        if item.attributes is not None
+        if item[1] is not None
     }
     batches = [build_mparticle_attribute_batch(target, integration) for target in targets.values()]
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from nami_pipelines.api_limits import MPARTICLE_MAX_BATCH_BYTES, MPARTICLE_MAX_REQUEST_BYTES
-from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent, build_amplitude_events
+from nami_pipelines.destinations.amplitude_mapping import build_amplitude_events
 from nami_pipelines.destinations.limits import encode
 from nami_pipelines.destinations.mparticle_mapping import MParticleBatch, build_mparticle_batches
-from nami_pipelines.destinations.outgoing import OutgoingEvent, Skipped
+from nami_pipelines.destinations.outgoing import Skipped
 from nami_pipelines.destinations.packing import (
     PackedRequest,
     pack_amplitude_requests,
@@ -21,7 +21,9 @@ from nami_pipelines.destinations.packing import (
 )
 from nami_pipelines_tests.destinations.support import (
     API_KEY,
+    Item,
     amplitude_integration,
+    chunk,
     event,
     example_records,
     generated,
@@ -36,7 +38,7 @@ RENEWED = RECORDS["3889eaf8-9313-5ee5-813d-9648e6adf35e"]
 LONG_NAME = "n" * 4096
 
 
-def _impression(number: int, user: int, name: str = "Onboarding paywall") -> OutgoingEvent:
+def _impression(number: int, user: int, name: str = "Onboarding paywall") -> Item:
     payload = {**IMPRESSION["payload"], "name": name}
     return outgoing(
         event(
@@ -50,7 +52,7 @@ def _impression(number: int, user: int, name: str = "Onboarding paywall") -> Out
     )
 
 
-def _renewed(user: int) -> OutgoingEvent:
+def _renewed(user: int) -> Item:
     return outgoing(
         event(
             RENEWED,
@@ -62,8 +64,8 @@ def _renewed(user: int) -> OutgoingEvent:
     )
 
 
-def _mparticle_batches(items: list[OutgoingEvent]) -> list[MParticleBatch]:
-    batches, skipped = build_mparticle_batches(items, mparticle_integration())
+def _mparticle_batches(items: list[Item]) -> list[MParticleBatch]:
+    batches, skipped = build_mparticle_batches(chunk(items), mparticle_integration())
     assert skipped == []
     return batches
 
@@ -124,12 +126,9 @@ def test_mparticle_request_byte_limit_is_exact(slack: int, per_request: int) -> 
 
 @pytest.mark.parametrize(("slack", "per_request"), [(0, 3), (-1, 2)])
 def test_amplitude_request_byte_limit_is_exact(slack: int, per_request: int) -> None:
-    events = [
-        AmplitudeEvent({"event_type": "t", "device_id": f"d{n:07d}"}, f"e{n}", None)
-        for n in range(6)
-    ]
+    events = [{"event_type": "t", "insert_id": f"e{n}", "device_id": f"d{n:07d}"} for n in range(6)]
     envelope = len(b'{"api_key":"%s","events":[]}' % API_KEY.encode())
-    size = len(encode(events[0].body))
+    size = len(encode(events[0]))
     three = envelope + 3 * size + 2
 
     packed = _requests(
@@ -253,16 +252,16 @@ def test_impossible_mparticle_limits_are_refused() -> None:
         pack_mparticle_bulk([], max_request_bytes=100_000, max_batch_bytes=128_000)
 
 
-def _amplitude_events(count: int, name: str = "Onboarding paywall") -> list[AmplitudeEvent]:
+def _amplitude_events(count: int, name: str = "Onboarding paywall") -> list[dict[str, Any]]:
     items = [_impression(number % 3600, number // 3600, name) for number in range(count)]
-    mapped, skipped = build_amplitude_events(items, amplitude_integration())
+    mapped, skipped = build_amplitude_events(chunk(items), amplitude_integration())
     assert skipped == []
     return mapped
 
 
-def _decoded_amplitude(request: PackedRequest[AmplitudeEvent]) -> dict[str, Any]:
+def _decoded_amplitude(request: PackedRequest[dict[str, Any]]) -> dict[str, Any]:
     decoded = json.loads(request.body)
-    assert decoded["events"] == [item.body for item in request.items]
+    assert decoded["events"] == list(request.items)
     assert decoded["api_key"] == API_KEY
     return decoded
 
@@ -270,8 +269,7 @@ def _decoded_amplitude(request: PackedRequest[AmplitudeEvent]) -> dict[str, Any]
 def test_amplitude_requests_hold_at_most_2000_events() -> None:
     """Small events, so the count limit binds before the byte limit."""
     events = [
-        AmplitudeEvent({"event_type": "t", "device_id": f"d{n:07d}"}, f"e{n}", None)
-        for n in range(4500)
+        {"event_type": "t", "insert_id": f"e{n}", "device_id": f"d{n:07d}"} for n in range(4500)
     ]
     requests = _requests(list(pack_amplitude_requests(events, API_KEY, options=None)))
 
@@ -304,16 +302,14 @@ def test_amplitude_requests_stay_within_1_mb_and_are_filled_greedily() -> None:
 
 def test_an_amplitude_event_too_large_for_a_request_is_skipped() -> None:
     small, big = _amplitude_events(2)
-    huge = AmplitudeEvent(
-        {**big.body, "event_properties": {"x": "y" * 1_000_000}}, big.event_id, None
-    )
+    huge = {**big, "event_properties": {"x": "y" * 1_000_000}}
     packed = list(pack_amplitude_requests([small, huge], API_KEY, options=None))
     skipped = [item for item in packed if isinstance(item, Skipped)]
     requests = _requests([item for item in packed if not isinstance(item, Skipped)])
 
-    assert [(item.event_id, item.nami_user_id) for item in skipped] == [(big.event_id, None)]
+    assert [(item.event_id, item.nami_user_id) for item in skipped] == [(big["insert_id"], None)]
     assert "more than fits in one Amplitude request" in skipped[0].reason
-    assert [request.event_ids for request in requests] == [(small.event_id,)]
+    assert [request.event_ids for request in requests] == [(small["insert_id"],)]
 
 
 def test_amplitude_split_for_a_413_halves_the_events() -> None:
@@ -347,7 +343,7 @@ def test_a_request_never_shows_the_api_key() -> None:
 def test_generated_data_packs_into_valid_requests_within_limits() -> None:
     """Every event of a realistic day is in exactly one request or one Skipped."""
     items = generated(users=300, days=10, seed=3)
-    batches, skipped = build_mparticle_batches(items, mparticle_integration())
+    batches, skipped = build_mparticle_batches(chunk(items), mparticle_integration())
     packed = list(pack_mparticle_bulk(batches))
     requests = _requests([item for item in packed if not isinstance(item, Skipped)])
 
@@ -356,7 +352,7 @@ def test_generated_data_packs_into_valid_requests_within_limits() -> None:
     sent = [i for request in requests for i in request.event_ids]
     assert len(sent) == len(set(sent))
     assert sorted(sent + [entry.event_id for entry in skipped]) == sorted(
-        item.event.event_id for item in items
+        item[0].event_id for item in items
     )
     for request in requests:
         _decoded_bulk(request)

@@ -5,12 +5,12 @@ import json
 
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.destinations.amplitude_client import AmplitudeClient, IdentifyRequest
-from nami_pipelines.destinations.amplitude_mapping import AmplitudeEvent
 from nami_pipelines.destinations.http import HttpResponse, RetryPolicy
 from nami_pipelines.destinations.mparticle_client import MParticleClient
 from nami_pipelines.destinations.mparticle_mapping import MParticleBatch
 from nami_pipelines.destinations.outcomes import CredentialsRejected
 from nami_pipelines.destinations.packing import pack_amplitude_requests, pack_mparticle_bulk
+from nami_pipelines_tests.destinations.support import per_event
 
 FEED, PROJECT = parse_integrations(
     {
@@ -47,8 +47,7 @@ def bulk(batches: int = 2):
 
 def amplitude_request(users: list[str]):
     events = [
-        AmplitudeEvent({"user_id": user, "event_type": "x"}, f"e{n}", user)
-        for n, user in enumerate(users)
+        {"user_id": user, "event_type": "x", "insert_id": f"e{n}"} for n, user in enumerate(users)
     ]
     return next(pack_amplitude_requests(events, "key", options=None))
 
@@ -57,10 +56,10 @@ def test_mparticle_decisions():
     client = MParticleClient(FEED, policy=POLICY)
     request = bulk()
     accepted = client.handle(request, response(202))
-    assert accepted.accepted and [o.status for o in accepted.outcomes] == ["accepted"] * 2
+    assert accepted.accepted and [o[1] for o in per_event(accepted.outcomes)] == ["accepted"] * 2
     rejected = client.handle(request, response(400, {"errors": ["bad batch"]}))
-    assert {o.status for o in rejected.outcomes} == {"rejected"}
-    assert "bad batch" in rejected.outcomes[0].reason and not rejected.retries
+    assert {o[1] for o in per_event(rejected.outcomes)} == {"rejected"}
+    assert "bad batch" in per_event(rejected.outcomes)[0][2] and not rejected.retries
     for status in (401, 403):
         refused = client.handle(request, response(status))
         assert refused.stop.error is CredentialsRejected and not refused.outcomes
@@ -94,11 +93,12 @@ def test_amplitude_decisions():
             },
         ),
     )
-    assert [(o.event_id, o.status) for o in partial.outcomes] == [
+    assert [(o[0], o[1]) for o in per_event(partial.outcomes)] == [
         ("e1", "rejected"),
         ("e2", "rejected"),
     ]
-    assert "event_type" in partial.outcomes[0].reason and "time" in partial.outcomes[1].reason
+    (_, _, missing), (_, _, invalid) = per_event(partial.outcomes)
+    assert "event_type" in missing and "time" in invalid
     assert [r.request.event_ids for r in partial.retries] == [("e0",)]
     assert not partial.retries[0].counts_as_attempt
     throttled = client.handle(
