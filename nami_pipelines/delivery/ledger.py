@@ -2,14 +2,12 @@
 the attributes last sent. It lives in the event database, so it is the single point of truth for
 every worker on every machine.
 
-Claiming is how "sent once" survives concurrency. A run leases the users of a chunk for the day
-(`delivery_claims`): one upsert that takes only users nobody else holds or whose holder's lease
-ran out, atomic on SQLite (one writer) and on PostgreSQL (the conflicting row is locked and the
-condition re-checked after a concurrent commit), so two workers never hold the same user. It then
-sends the events of the users it holds that have no outcome yet. Each event's row is written once,
-with its outcome, by the worker still holding its user; the lease ends when the chunk is done. A
-worker that dies leaves its leases to expire; their events are then claimed again and resent with
-the same ids, which the APIs deduplicate.
+Claiming is how "sent once" survives concurrency. A run leases the span of users of a chunk for
+the day (`delivery_claims`, see `claims.py`), taking only users no other live lease covers, so
+two workers never hold the same user. It then sends the events of the users it holds that have
+no outcome yet. Each event's row is written once, with its outcome, by the worker still holding
+its user; the lease ends when the chunk is done. A worker that dies leaves its leases to expire;
+their events are then claimed again and resent with the same ids, which the APIs deduplicate.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Engine, func, select
 
+from nami_pipelines.delivery.claims import end_leases, lease_users
 from nami_pipelines.delivery.ledger_statements import LedgerStatements, user_key, writing
 from nami_pipelines.delivery.ledger_tables import (
     PENDING,
@@ -118,21 +117,19 @@ class DeliveryLedger:
         now = _now()
         lease = lease or timedelta(seconds=delivery_lease_seconds())
         keys = sorted({user_key(user): user for user in events}.items())
-        with self.engine.begin() as connection:
-            held: set[str] = set()
-            for part in _chunks(keys, _ROWS_PER_BULK_STATEMENT):
-                held |= self._statements.claim_users(
-                    connection,
-                    integration,
-                    day,
-                    [key for key, _ in part],
-                    worker=worker,
-                    now=now,
-                    expires=now + lease,
-                )
-            users = [user for key, user in keys if key in held]
-            held_keys = sorted(held)
-            settled = set() if resend else _settled(connection, integration, day, held_keys)
+        with writing(self.engine) as connection:
+            held = lease_users(
+                connection,
+                integration,
+                day,
+                [key for key, _ in keys],
+                worker=worker,
+                now=now,
+                expires=now + lease,
+            )
+            taken = set(held)
+            users = [user for key, user in keys if key in taken]
+            settled = set() if resend else _settled(connection, integration, day, held)
         to_send = {
             event_id: user for user in users for event_id in events[user] if event_id not in settled
         }
@@ -210,8 +207,7 @@ class DeliveryLedger:
         if not keys:
             return
         with self._transaction(connection) as connection:
-            for part in _chunks(keys, _ROWS_PER_BULK_STATEMENT):
-                self._statements.end_claims(connection, integration, day, part, worker)
+            end_leases(connection, integration, day, keys, worker)
 
     def status_counts(self, integration: str, partition_date: date) -> dict[str, int]:
         table = delivery_ledger

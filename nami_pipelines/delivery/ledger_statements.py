@@ -1,7 +1,7 @@
 """The ledger's hot statements, written per database so that a chunk's or a request's worth of
 events costs one round trip and no per-row SQL compilation.
 
-Claiming runs once per chunk over its users, recording once per request over its events. A
+Recording runs once per request over its events (claims, once per chunk, are in `claims.py`). A
 generic statement through the SQL compiler costs more than the sending itself, so SQLite gets a
 prepared statement run by `executemany` (a loop in C, one B-tree lookup per row) and PostgreSQL
 one statement over `unnest` arrays (one round trip).
@@ -14,32 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from nami_pipelines.delivery.claims import held_test
 from nami_pipelines.delivery.ledger_tables import NO_USER, delivery_ledger
 
-# A claim takes users nobody holds, or whose holder's lease ran out (a dead run), or that this
-# worker holds already.
-_SQLITE_CLAIM_USERS = (
-    "INSERT INTO delivery_claims (integration, partition_date, nami_user_id, claimed_by, "
-    "claim_expires_at) VALUES (?1, ?2, ?3, ?4, ?5) "
-    "ON CONFLICT (integration, partition_date, nami_user_id) DO UPDATE SET "
-    "claimed_by = excluded.claimed_by, claim_expires_at = excluded.claim_expires_at "
-    "WHERE delivery_claims.claim_expires_at < ?6 OR delivery_claims.claimed_by = ?4"
-)
-_SQLITE_USERS_HELD = (
-    "SELECT nami_user_id FROM delivery_claims WHERE integration = ? AND partition_date = ? "
-    "AND claimed_by = ? AND nami_user_id >= ? AND nami_user_id <= ?"
-)
-_POSTGRES_CLAIM_USERS = (
-    "INSERT INTO delivery_claims (integration, partition_date, nami_user_id, claimed_by, "
-    "claim_expires_at) "
-    "SELECT %(integration)s, %(day)s, t.nami_user_id, %(worker)s, %(expires)s "
-    "FROM unnest(%(users)s::varchar[]) AS t(nami_user_id) "
-    "ON CONFLICT (integration, partition_date, nami_user_id) DO UPDATE SET "
-    "claimed_by = excluded.claimed_by, claim_expires_at = excluded.claim_expires_at "
-    "WHERE delivery_claims.claim_expires_at < %(now)s "
-    "OR delivery_claims.claimed_by = %(worker)s "
-    "RETURNING nami_user_id"
-)
 _OUTCOME_UPDATE = (
     "ON CONFLICT (integration, partition_date, nami_user_id, event_id) DO UPDATE SET "
     "status = excluded.status, "
@@ -59,22 +36,6 @@ _POSTGRES_WRITE_OUTCOMES = (
     "%(attempts)s, %(now)s, %(now)s, %(resolved)s "
     "FROM unnest(%(event_ids)s::varchar[], %(users)s::varchar[]) AS t(event_id, nami_user_id) "
     + _OUTCOME_UPDATE
-)
-# The users a worker holds in a range, their claims locked until the write commits (the writer
-# holds SQLite's write lock from the start of its transaction, see `writing`).
-_POSTGRES_USERS_HELD = (
-    "SELECT nami_user_id FROM delivery_claims WHERE integration = %(integration)s "
-    "AND partition_date = %(day)s AND claimed_by = %(worker)s "
-    "AND nami_user_id BETWEEN %(first)s AND %(last)s FOR SHARE"
-)
-_SQLITE_END_CLAIMS = (
-    "DELETE FROM delivery_claims WHERE integration = ? AND partition_date = ? "
-    "AND nami_user_id = ? AND claimed_by = ?"
-)
-_POSTGRES_END_CLAIMS = (
-    "DELETE FROM delivery_claims WHERE integration = %(integration)s "
-    "AND partition_date = %(day)s AND claimed_by = %(worker)s "
-    "AND nami_user_id = ANY(%(users)s::varchar[])"
 )
 _SQLITE_UPSERT_ATTRIBUTES = (
     "INSERT INTO delivery_attribute_state (integration, nami_user_id, attributes, sent_at) "
@@ -105,37 +66,6 @@ class LedgerStatements:
         self._instant: Callable[[Any], Any] = instant or _unchanged
         self._day: Callable[[Any], Any] = day or _unchanged
 
-    def claim_users(
-        self,
-        connection: Connection,
-        integration: str,
-        day: date,
-        users: Sequence[str],
-        *,
-        worker: str,
-        now: datetime,
-        expires: datetime,
-    ) -> set[str]:
-        """Lease the (sorted) user keys of `day` to `worker` where nobody else holds them;
-        returns the ones it now holds."""
-        if self._postgres:
-            parameters: Any = {
-                "integration": integration,
-                "day": day,
-                "worker": worker,
-                "now": now,
-                "expires": expires,
-                "users": list(users),
-            }
-            result = connection.exec_driver_sql(_POSTGRES_CLAIM_USERS, parameters)
-            return set(result.scalars())
-        when, until, at = self._day(day), self._instant(expires), self._instant(now)
-        parameters = [(integration, when, user, worker, until, at) for user in users]
-        taken = connection.exec_driver_sql(_SQLITE_CLAIM_USERS, parameters).rowcount
-        if taken == len(users):
-            return set(users)
-        return self.users_held(connection, integration, day, worker, users) & set(users)
-
     def write_outcomes(
         self,
         connection: Connection,
@@ -153,11 +83,11 @@ class LedgerStatements:
     ) -> None:
         """Write the events' ledger rows (`users`: each one's user key) with `status`
         (resolved, or still pending with a reason) where `worker` still holds their users."""
-        held = self.users_held(connection, integration, day, worker, users)
+        # Written only where `worker` still holds the user: a run whose lease ran out and was
+        # taken over has no say any more.
+        held = held_test(connection, integration, day, worker)
         kept = [
-            (event_id, user)
-            for event_id, user in zip(event_ids, users, strict=True)
-            if user in held
+            (event_id, user) for event_id, user in zip(event_ids, users, strict=True) if held(user)
         ]
         if not kept:
             return
@@ -182,45 +112,6 @@ class LedgerStatements:
             for event_id, user in kept
         ]
         connection.exec_driver_sql(_SQLITE_WRITE_OUTCOMES, parameters)
-
-    def users_held(
-        self, connection: Connection, integration: str, day: date, worker: str, users: Sequence[str]
-    ) -> set[str]:
-        """The user keys in the range of `users` that `worker` holds. An outcome (or a reason to stay
-        pending) is written only by the worker holding the event's user, as a run whose lease
-        ran out and was taken over has no say any more. One range read per write."""
-        first, last = min(users), max(users)
-        if self._postgres:
-            parameters: Any = {
-                "integration": integration,
-                "day": day,
-                "worker": worker,
-                "first": first,
-                "last": last,
-            }
-            held = connection.exec_driver_sql(_POSTGRES_USERS_HELD, parameters)
-        else:
-            held = connection.exec_driver_sql(
-                _SQLITE_USERS_HELD, (integration, self._day(day), worker, first, last)
-            )
-        return set(held.scalars())
-
-    def end_claims(
-        self, connection: Connection, integration: str, day: date, users: Sequence[str], worker: str
-    ) -> None:
-        """Give up `worker`'s leases on the user keys: their events all have their rows."""
-        if self._postgres:
-            parameters: Any = {
-                "integration": integration,
-                "day": day,
-                "worker": worker,
-                "users": list(users),
-            }
-            connection.exec_driver_sql(_POSTGRES_END_CLAIMS, parameters)
-            return
-        when = self._day(day)
-        parameters = [(integration, when, user, worker) for user in users]
-        connection.exec_driver_sql(_SQLITE_END_CLAIMS, parameters)
 
     def upsert_attributes(
         self,

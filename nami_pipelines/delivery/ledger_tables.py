@@ -1,11 +1,11 @@
 """The ledger's tables, in the event database beside `nami_events`: per (integration, event) what
-became of it, per (integration, day, user) which run is sending that user's events now, and per
-(integration, user) the attributes last sent.
+became of it, per (integration, day, span of users) which run is sending those users' events
+now, and per (integration, user) the attributes last sent.
 
 An event gets its ledger row once, when its outcome is known (or when a run leaves it pending
-with a reason); while it is being sent, the claim on its user is what keeps other runs off it.
-A claim per user, not per event, is a tenth of the writes, and a user's events are always sent
-together by one run (their attributes as of each event depend on the ones before).
+with a reason); while it is being sent, the lease on a span of users that holds it is what keeps
+other runs off it (a user's events are always sent together by one run: their attributes as of
+each event depend on the ones before).
 
 The ledger's key is (integration, day, user, event), in that order, not (integration, event):
 a run writes its outcomes user by user in id order, so each write lands beside the previous one
@@ -61,13 +61,15 @@ delivery_ledger = Table(
     sqlite_with_rowid=False,
 )
 
+# A run's lease on a span of user keys of one day (see `delivery/claims.py`).
 delivery_claims = Table(
     "delivery_claims",
     metadata,
     Column("integration", String(64), primary_key=True),
     Column("partition_date", Date, primary_key=True),
-    Column("nami_user_id", String(128), primary_key=True),
-    Column("claimed_by", String(128), nullable=False),
+    Column("claimed_by", String(128), primary_key=True),
+    Column("first_user", String(128), primary_key=True),
+    Column("last_user", String(128), nullable=False),
     Column("claim_expires_at", DateTime(timezone=True), nullable=False),
 )
 

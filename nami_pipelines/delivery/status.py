@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import case, func, select
 
 from nami_pipelines.config import AnyIntegration
-from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger, delivery_claims, delivery_ledger
+from nami_pipelines.delivery.claims import in_live_span
+from nami_pipelines.delivery.ledger import PENDING, DeliveryLedger, delivery_ledger
 from nami_pipelines.delivery.ledger_tables import NO_USER, settled
 from nami_pipelines.delivery.reasons import top_reasons
 from nami_pipelines.destinations.outcomes import ACCEPTED, REJECTED, SKIPPED
@@ -85,13 +86,7 @@ def _selected(integration: AnyIntegration, after: datetime | None, until: dateti
 def _in_flight(integration: AnyIntegration, now: datetime):
     """Events whose user a run holds a live lease on: it is sending them now. (A lease is for
     a day; an event counts as in flight while its user is being sent for any day.)"""
-    return exists().where(
-        and_(
-            delivery_claims.c.integration == integration.name,
-            delivery_claims.c.nami_user_id == func.coalesce(nami_events.c.nami_user_id, NO_USER),
-            delivery_claims.c.claim_expires_at > now,
-        )
-    )
+    return in_live_span(integration.name, func.coalesce(nami_events.c.nami_user_id, NO_USER), now)
 
 
 def unsettled(

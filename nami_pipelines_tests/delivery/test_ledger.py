@@ -174,3 +174,24 @@ def test_a_ledger_keyed_by_event_alone_keeps_its_rows(event_store):
     }
     events = {"user0": ["e00000"], None: ["e00001"], "user2": ["e00002"]}
     assert ledger.claim("feed", DAY, events, worker="w").events == {"e00002": "user2"}
+
+
+def test_runs_that_cut_their_chunks_differently_share_no_user(event_store):
+    ledger = DeliveryLedger(event_store.engine)
+    events = {f"user{n}": [f"e{n}"] for n in range(1, 9)}
+
+    def some(*numbers: int) -> dict[str | None, list[str]]:
+        return {f"user{n}": events[f"user{n}"] for n in numbers}
+
+    first = ledger.claim("feed", DAY, some(1, 2, 3, 4, 5), worker="a")
+    assert sorted(first.events) == ["e1", "e2", "e3", "e4", "e5"]
+    # Another run's chunk overlaps: it gets only the users outside a's span.
+    second = ledger.claim("feed", DAY, some(3, 4, 5, 6, 7, 8), worker="b")
+    assert sorted(second.events) == ["e6", "e7", "e8"]
+    assert second.users == ["user6", "user7", "user8"]
+    # A chunk inside b's span and straddling a's gets nothing.
+    assert ledger.claim("feed", DAY, some(4, 7), worker="c").events == {}
+    ledger.record("feed", DAY, [OutcomeGroup(ACCEPTED, None, ["e1"])], first.events, worker="a")
+    ledger.end_claims("feed", DAY, first.users, worker="a")
+    third = ledger.claim("feed", DAY, some(*range(1, 9)), worker="c")
+    assert sorted(third.events) == ["e2", "e3", "e4", "e5"]
