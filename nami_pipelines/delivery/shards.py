@@ -32,8 +32,9 @@ from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
 
 MIN_EVENTS_PER_WORKER = 50_000
-# Spans per process: enough that whoever is free takes the next and all finish close together.
-SPANS_PER_WORKER = 4
+# Spans per process: whoever is free takes the next, so a process that started late sends less;
+# more spans cost more than they balance (each is a `deliver_day` with its own partial requests).
+SPANS_PER_WORKER = 2
 
 _SUMMED = tuple(item.name for item in fields(DeliveryReport) if item.type is int)
 
