@@ -1,6 +1,6 @@
 """What a delivery run did, for the run log, the asset metadata and the demo's summary."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 
 from nami_pipelines.destinations.client import DestinationClient
@@ -41,11 +41,37 @@ class DeliveryReport:
         sent = self.accepted + self.rejected
         return sent / self.duration_seconds if self.duration_seconds > 0 else 0.0
 
-    def copy_stats(self, client: DestinationClient) -> None:
-        """The client's request counters so far (they accumulate over the run)."""
-        stats = client.stats
-        self.requests = stats.requests
-        self.retries = stats.retries
-        self.throttled = stats.throttled
-        self.server_errors = stats.server_errors
-        self.transport_errors = stats.transport_errors
+    def copy_stats(self, client: DestinationClient, before: "RequestCounts") -> None:
+        """The client's request counters since `before` (a client may send several runs)."""
+        (
+            self.requests,
+            self.retries,
+            self.throttled,
+            self.server_errors,
+            self.transport_errors,
+        ) = (now - then for now, then in zip(request_counts(client), before, strict=True))
+
+    def add(self, part: "DeliveryReport") -> None:
+        """Fold the counts of a part of this run (a worker's span, a chunk's closing updates)."""
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        self.historical = self.historical or part.historical
+        for status, reasons in part.reasons.items():
+            for reason, count in reasons.items():
+                self.count_reason(status, reason, count)
+
+
+RequestCounts = tuple[int, int, int, int, int]
+_SUMMED = tuple(item.name for item in fields(DeliveryReport) if item.type is int)
+
+
+def request_counts(client: DestinationClient) -> RequestCounts:
+    """The client's requests, retries, throttled, server errors and transport errors so far."""
+    stats = client.stats
+    return (
+        stats.requests,
+        stats.retries,
+        stats.throttled,
+        stats.server_errors,
+        stats.transport_errors,
+    )

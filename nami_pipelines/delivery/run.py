@@ -24,7 +24,7 @@ from nami_pipelines.delivery.profiles import (
 )
 from nami_pipelines.delivery.read import DAY_CHUNK_ROWS, DayChunk, day_chunks
 from nami_pipelines.delivery.record import LedgerSink, claim_rows
-from nami_pipelines.delivery.report import DeliveryReport
+from nami_pipelines.delivery.report import DeliveryReport, request_counts
 from nami_pipelines.delivery.revenue_rates import revenue_conversion
 from nami_pipelines.delivery.select import count_selected
 from nami_pipelines.delivery.state import prepare_chunk
@@ -118,7 +118,6 @@ class _DayRun:
         self.client.send_events(outgoing, historical=report.historical, sink=sink)
         sink.remember_profiles()
         bring_profiles_current(self.client, sink, prepared, self.now)
-        report.copy_stats(self.client)
 
 
 def deliver_day(
@@ -143,6 +142,7 @@ def deliver_day(
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     report = DeliveryReport(integration=integration.name, day=day)
     report.historical = is_historical(integration, day, now)
+    before = request_counts(client)
     with collection_paused(), LedgerWriter(ledger.engine) as writer:
         revenue = revenue_conversion(integration, store, day)
         run = _DayRun(
@@ -154,7 +154,9 @@ def deliver_day(
             # look at is what survives, and any cycles the chunk made.
             collect_chunk_garbage()
             if progress is not None:
+                report.copy_stats(client, before)
                 report.duration_seconds = time.monotonic() - started
                 progress(report)
+    report.copy_stats(client, before)
     report.duration_seconds = time.monotonic() - started
     return report

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from nami_pipelines.config import AnyIntegration
@@ -35,8 +35,6 @@ MIN_EVENTS_PER_WORKER = 50_000
 # Spans per process: whoever is free takes the next, so a process that started late sends less;
 # more spans cost more than they balance (each is a `deliver_day` with its own partial requests).
 SPANS_PER_WORKER = 2
-
-_SUMMED = tuple(item.name for item in fields(DeliveryReport) if item.type is int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +105,6 @@ def with_workers(integration: AnyIntegration, workers: int) -> AnyIntegration:
     return integration.model_copy(update={"delivery": tuning})
 
 
-def add_report(total: DeliveryReport, part: DeliveryReport) -> None:
-    """Fold one span's report into the day's."""
-    for name in _SUMMED:
-        setattr(total, name, getattr(total, name) + getattr(part, name))
-    total.historical = total.historical or part.historical
-    for status, reasons in part.reasons.items():
-        for reason, count in reasons.items():
-            total.count_reason(status, reason, count)
-
-
 def deliver_day_with_workers(
     *,
     store: EventStore,
@@ -175,14 +163,14 @@ def deliver_day_with_workers(
     here = SpanSender(store, repository, ledger, client_for(integration))
     with _SpanQueue(jobs, processes=senders - 1) as queue:
         while (job := queue.take()) is not None:
-            add_report(report, here.send(job))
+            report.add(here.send(job))
             for part in queue.finished():
-                add_report(report, part)
+                report.add(part)
             report.duration_seconds = time.monotonic() - started
             if progress is not None:
                 progress(report)
         for part in queue.wait():
-            add_report(report, part)
+            report.add(part)
     report.duration_seconds = time.monotonic() - started
     if progress is not None:
         progress(report)

@@ -67,6 +67,9 @@ def test_two_workers_send_every_selected_event_once(world):  # noqa: F811
             else ("amplitude", AMPLITUDE_KEYS[name])
         )
         assert sorted(received_ids(emulator, api, credential)) == sorted(accepted)
+        # Each request counted once, though this process sent several spans with one client.
+        answered = emulator.stats()[api]["per_credential"][credential]["requests"]
+        assert sum(report.requests for report in reports) == answered
         again = deliver_day_with_workers(
             store=world["store"],
             repository=world["repository"],
