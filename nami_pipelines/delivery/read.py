@@ -2,27 +2,25 @@
 
 A chunk holds every event of its users in the day (the attributes as of an event depend on the
 devices seen earlier that day), as plain tuples: each row is visited once, by the state stage,
-and a DataFrame would cost more to build than that visit. `DayRow` names the positions.
+and a DataFrame would cost more to build than that visit. The positions in a row are named
+once, in `destinations/outgoing.py` (`USER_AT`: where the user id is).
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Final
+from typing import Final
 
 from nami_pipelines.config import AnyIntegration
+from nami_pipelines.destinations.outgoing import EVENT_ID, OCCURRED_AT, Row
+from nami_pipelines.destinations.outgoing import NAMI_USER_ID as USER_AT
 from nami_pipelines.destinations.selection import event_filter
 from nami_pipelines.events.store import EventStore, UserSpan
-from nami_pipelines.events.tables import ROW_POSITIONS
 from nami_pipelines.snapshots.daily import day_end
 
 DAY_CHUNK_ROWS: Final = 20_000
-# Positions in a row, as `nami_events.columns` orders them (`USER_AT`: where the user id is).
-EVENT_ID: Final = ROW_POSITIONS["event_id"]
-OCCURRED_AT: Final = ROW_POSITIONS["occurred_at"]
-USER_AT: Final = ROW_POSITIONS["nami_user_id"]
 
-Row = tuple[Any, ...]
+__all__ = ["DAY_CHUNK_ROWS", "EVENT_ID", "OCCURRED_AT", "USER_AT", "DayChunk", "Row", "day_chunks"]
 
 
 @dataclass(frozen=True, slots=True)
