@@ -14,10 +14,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from nami_pipelines.config import AnyIntegration
 from nami_pipelines.delivery.clients import client_for
@@ -25,8 +26,8 @@ from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.delivery.read import DAY_CHUNK_ROWS
 from nami_pipelines.delivery.report import DeliveryReport
 from nami_pipelines.delivery.run import deliver_day
-from nami_pipelines.delivery.select import count_selected
 from nami_pipelines.destinations.client import DestinationClient
+from nami_pipelines.destinations.selection import event_filter
 from nami_pipelines.events.store import EventStore, UserSpan
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
@@ -77,8 +78,22 @@ class SpanSender:
         )
 
 
-# In a worker process: its sender per (database, integration), made by its first span.
+# In a worker process: the database it opened while the day was planned (see `open_database`),
+# and its sender per (database, integration), made by its first span.
+_DATABASES: dict[str, tuple[EventStore, SnapshotRepository, DeliveryLedger]] = {}
 _SENDERS: dict[tuple[str, str], SpanSender] = {}
+
+
+def open_database(database_url: str) -> None:
+    """A worker process's first task, given while this process still plans the day: its
+    imports and its connection are made by then, so its first span starts at once."""
+    if database_url not in _DATABASES:
+        store = EventStore(database_url)
+        _DATABASES[database_url] = (
+            store,
+            SnapshotRepository(store.engine),
+            DeliveryLedger(store.engine),
+        )
 
 
 def deliver_shard(job: ShardJob) -> DeliveryReport:
@@ -86,13 +101,9 @@ def deliver_shard(job: ShardJob) -> DeliveryReport:
     key = (job.database_url, job.integration.name)
     sender = _SENDERS.get(key)
     if sender is None:
-        store = EventStore(job.database_url)
-        sender = SpanSender(
-            store,
-            SnapshotRepository(store.engine),
-            DeliveryLedger(store.engine),
-            client_for(job.integration),
-        )
+        open_database(job.database_url)
+        store, repository, ledger = _DATABASES[job.database_url]
+        sender = SpanSender(store, repository, ledger, client_for(job.integration))
         _SENDERS[key] = sender
     return sender.send(job)
 
@@ -122,46 +133,48 @@ def deliver_day_with_workers(
     """`deliver_day` in this process, or in up to `integration.delivery.workers` processes at
     once when the day has events enough to keep them busy (starting one costs about as much as
     sending ten thousand events); progress is reported as each span finishes."""
+    started = time.monotonic()
     now = now or datetime.now(UTC)
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
     workers = integration.delivery.workers
-    if workers > 1:
-        workers = min(workers, count_selected(store, integration, day) // min_events_per_worker)
-    spans = (
-        store.user_spans(
-            occurred_after=day_end(day - timedelta(days=1)),
-            occurred_until=day_end(day),
-            app_id=integration.app_id,
-            parts=workers * SPANS_PER_WORKER,
+    window = {"occurred_after": day_end(day - timedelta(days=1)), "occurred_until": day_end(day)}
+    alone = {
+        "store": store,
+        "repository": repository,
+        "ledger": ledger,
+        "day": day,
+        "resend": resend,
+        "now": now,
+        "worker": worker,
+        "chunk_rows": chunk_rows,
+        "progress": progress,
+    }
+    if workers < 2 or not store.has_events(**window, at_least=2 * min_events_per_worker):
+        return _deliver_alone(integration, **alone)
+    # The other processes start now and boot (about a second of imports) while the day is
+    # planned here.
+    with _SpanQueue(store.url, processes=workers - 1) as queue:
+        spans = store.user_spans(
+            event_filter(integration), **window, parts=workers * SPANS_PER_WORKER
         )
-        if workers > 1
-        else []
-    )
-    # The processes actually started share the project's rate (see `SendPacer`).
-    senders = min(workers, len(spans))
-    integration = with_workers(integration, max(senders, 1))
-    if senders < 2:
-        return deliver_day(
-            store=store,
-            repository=repository,
-            ledger=ledger,
-            integration=integration,
-            client=client_for(integration),
-            day=day,
-            resend=resend,
-            now=now,
-            worker=worker,
-            chunk_rows=chunk_rows,
-            progress=progress,
+        selected = sum(span.events for span in spans)
+        senders = min(workers, selected // min_events_per_worker, len(spans))
+        if senders < 2:
+            queue.cancel()
+            return _deliver_alone(integration, **alone)
+        # The processes actually sending share the project's rate (see `SendPacer`).
+        integration = with_workers(integration, senders)
+        report = DeliveryReport(integration=integration.name, day=day)
+        queue.start(
+            (
+                ShardJob(
+                    store.url, integration, day, span, resend, now, f"{worker}/{n}", chunk_rows
+                )
+                for n, span in enumerate(spans)
+            ),
+            processes=senders - 1,
         )
-    started = time.monotonic()
-    jobs = deque(
-        ShardJob(store.url, integration, day, span, resend, now, f"{worker}/{n}", chunk_rows)
-        for n, span in enumerate(spans)
-    )
-    report = DeliveryReport(integration=integration.name, day=day)
-    here = SpanSender(store, repository, ledger, client_for(integration))
-    with _SpanQueue(jobs, processes=senders - 1) as queue:
+        here = SpanSender(store, repository, ledger, client_for(integration))
         while (job := queue.take()) is not None:
             report.add(here.send(job))
             for part in queue.finished():
@@ -177,20 +190,38 @@ def deliver_day_with_workers(
     return report
 
 
+def _deliver_alone(integration: AnyIntegration, **arguments: Any) -> DeliveryReport:
+    """The day in this process only."""
+    integration = with_workers(integration, 1)
+    return deliver_day(integration=integration, client=client_for(integration), **arguments)
+
+
 class _SpanQueue:
     """The day's spans, taken one at a time by this process and by `processes` others: whoever
     is free takes the next, so a process that started late (spawning one costs about a second
     of imports) or drew a slow span sends less, and nobody waits for the slowest."""
 
-    def __init__(self, jobs: deque[ShardJob], *, processes: int) -> None:
-        self._jobs = jobs
+    def __init__(self, database_url: str, *, processes: int) -> None:
+        self._jobs: deque[ShardJob] = deque()
         self._lock = threading.RLock()  # `_feed` may run again inside itself
         self._futures: list[Future[DeliveryReport]] = []
         self._pool = ProcessPoolExecutor(
             max_workers=processes, mp_context=multiprocessing.get_context("spawn")
         )
+        # One task each: with no idle process, each submit starts one more.
+        self._opening = [self._pool.submit(open_database, database_url) for _ in range(processes)]
+
+    def start(self, jobs: Iterable[ShardJob], *, processes: int) -> None:
+        """Queue the spans and hand one to each of `processes` of the others."""
+        with self._lock:
+            self._jobs.extend(jobs)
         for _ in range(processes):
             self._feed()
+
+    def cancel(self) -> None:
+        """No span for the other processes: they exit once booted."""
+        with self._lock:
+            self._jobs.clear()
 
     def take(self) -> ShardJob | None:
         with self._lock:

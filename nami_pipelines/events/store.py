@@ -52,6 +52,7 @@ class UserSpan:
     after: str | None
     until: str | None
     with_missing: bool
+    events: int = 0  # how many events the span holds, where the planner counted them
 
     def condition(self) -> ColumnElement[bool]:
         user = nami_events.c.nami_user_id
@@ -160,38 +161,52 @@ class EventStore:
         yield from driver_rows(self.engine, query, chunk_rows, ROW_POSITIONS["occurred_at"])
 
     def user_spans(
-        self, *, occurred_after: datetime, occurred_until: datetime, app_id: str, parts: int
+        self,
+        selected: EventFilter,
+        *,
+        occurred_after: datetime,
+        occurred_until: datetime,
+        parts: int,
     ) -> list[UserSpan]:
-        """Up to `parts` spans of user ids that split an app's events in a window about evenly
-        (a user's events are never split), for workers that each send one span. The events
-        without a user go with the first span."""
-        window = (
-            nami_events.c.app_id == app_id,
-            nami_events.c.occurred_at > occurred_after,
-            nami_events.c.occurred_at <= occurred_until,
-            nami_events.c.nami_user_id.is_not(None),
-        )
+        """Up to `parts` spans of user ids that split the `selected` events in a window about
+        evenly (a user's events are never split), each with its count of them, for workers
+        that each send one span. The events without a user go with the first span."""
         user = nami_events.c.nami_user_id
         # One pass over the window's users and their counts: the cut points come from the
         # running total (an OFFSET query per cut point would sort the window each time).
-        per_user = select(user, func.count()).where(*window).group_by(user).order_by(user)
+        per_user = (
+            select(user, func.count())
+            .where(
+                *selected.conditions(),
+                nami_events.c.occurred_at > occurred_after,
+                nami_events.c.occurred_at <= occurred_until,
+            )
+            .group_by(user)
+            .order_by(user.nulls_first())
+        )
         with self.engine.connect() as connection:
             counts = connection.execute(per_user).all()
         total = sum(count for _, count in counts)
         points: list[str] = []
+        sizes: list[int] = []
         seen = 0
         for name, count in counts:
             seen += count
             if (
-                seen * parts >= total * (len(points) + 1)
+                name is not None
+                and seen * parts >= total * (len(points) + 1)
                 and len(points) < parts - 1
                 and seen < total
             ):
                 points.append(name)
+                sizes.append(seen - sum(sizes))
+        sizes.append(total - sum(sizes))
         bounds: list[str | None] = [None, *points, None]
         return [
-            UserSpan(after=after, until=until, with_missing=index == 0)
-            for index, (after, until) in enumerate(itertools.pairwise(bounds))
+            UserSpan(after=after, until=until, with_missing=index == 0, events=events)
+            for index, ((after, until), events) in enumerate(
+                zip(itertools.pairwise(bounds), sizes, strict=True)
+            )
         ]
 
     def read_events_grouped_by_user(
@@ -289,6 +304,24 @@ class EventStore:
         )
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar() or 0)
+
+    def has_events(
+        self, *, occurred_after: datetime, occurred_until: datetime, at_least: int
+    ) -> bool:
+        """Whether a window holds `at_least` events of any app: a read of the time index that
+        stops there, cheap enough to ask before planning anything for a big day."""
+        window = (
+            select(nami_events.c.occurred_at)
+            .where(
+                nami_events.c.occurred_at > occurred_after,
+                nami_events.c.occurred_at <= occurred_until,
+            )
+            .limit(at_least)
+            .subquery()
+        )
+        with self.engine.connect() as connection:
+            found = connection.execute(select(func.count()).select_from(window)).scalar()
+        return int(found or 0) >= at_least
 
     def has_events_until(self, instant: datetime) -> bool:
         """Whether any event happened at or before `instant` (an index lookup)."""

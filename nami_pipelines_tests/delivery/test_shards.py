@@ -7,6 +7,7 @@ import pandas as pd
 from nami_pipelines.delivery.ledger import PENDING
 from nami_pipelines.delivery.shards import deliver_day_with_workers, with_workers
 from nami_pipelines.destinations.outcomes import ACCEPTED
+from nami_pipelines.destinations.selection import event_filter
 from nami_pipelines.events.tables import nami_events
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines_tests.conftest import AMPLITUDE_KEYS, MPARTICLE_KEYS
@@ -19,25 +20,27 @@ from nami_pipelines_tests.delivery.test_deliver_day import (
 
 def test_user_spans_cover_every_event_of_the_day_once(world):  # noqa: F811
     store, day = world["store"], world["days"][1]
-    window = {
-        "occurred_after": day_end(day - timedelta(days=1)),
-        "occurred_until": day_end(day),
-        "app_id": world["integrations"]["amplitude_prod"].app_id,
-    }
+    window = {"occurred_after": day_end(day - timedelta(days=1)), "occurred_until": day_end(day)}
+    amplitude, ios = world["integrations"]["amplitude_prod"], world["integrations"]["ios_feed"]
     columns = [column.name for column in nami_events.columns]
 
     def read(**span) -> pd.DataFrame:
-        rows = [row for part in store.read_rows_by_user(**window, **span) for row in part]
-        return pd.DataFrame(rows, columns=columns)
+        parts = store.read_rows_by_user(**window, app_id=amplitude.app_id, **span)
+        return pd.DataFrame([row for part in parts for row in part], columns=columns)
 
     everything = read()
-    spans = store.user_spans(**window, parts=3)
+    spans = store.user_spans(event_filter(amplitude), **window, parts=3)
     parts = [read(users=span) for span in spans]
     assert len(spans) == 3 and all(len(part) > len(everything) / 6 for part in parts)
+    # Each span says how many events it holds: the planner's counts are the rows read.
+    assert [span.events for span in spans] == [len(part) for part in parts]
     ids = [event_id for part in parts for event_id in part["event_id"]]
     assert sorted(ids) == sorted(everything["event_id"])
     users = [set(part["nami_user_id"].dropna()) for part in parts]
     assert not (users[0] & users[1]) and not (users[1] & users[2])
+    # A feed of one platform counts only that platform's events.
+    apple = store.user_spans(event_filter(ios), **window, parts=3)
+    assert sum(span.events for span in apple) == int((everything["platform_type"] == "apple").sum())
 
 
 def test_two_workers_send_every_selected_event_once(world):  # noqa: F811
