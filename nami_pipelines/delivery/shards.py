@@ -33,9 +33,16 @@ from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
 
 MIN_EVENTS_PER_WORKER = 50_000
-# Spans per process: whoever is free takes the next, so a process that started late sends less;
-# more spans cost more than they balance (each is a `deliver_day` with its own partial requests).
-SPANS_PER_WORKER = 2
+# Spans per process, in decreasing sizes: whoever is free takes the next, so a process that
+# started late (spawning one costs about a second of imports) sends less, and the last spans
+# are small, so nobody waits long for the one still sending. Each span costs a query and a
+# partial request or two, so they are not made smaller still.
+SPANS_PER_WORKER = 4
+# The spans are cut from a sample of about this many of the day's events (any app's): enough
+# for even spans, and planning then costs a tenth of reading the day. The day's events are
+# counted to `MAX_COUNTED_ROWS` at most, so the sample of a bigger day is bigger.
+PLANNING_SAMPLE_ROWS = 16_384
+MAX_COUNTED_ROWS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +156,17 @@ def deliver_day_with_workers(
         "chunk_rows": chunk_rows,
         "progress": progress,
     }
-    if workers < 2 or not store.has_events(**window, at_least=2 * min_events_per_worker):
+    rows = store.count_window(**window, up_to=MAX_COUNTED_ROWS) if workers > 1 else 0
+    if rows < 2 * min_events_per_worker:
         return _deliver_alone(integration, **alone)
     # The other processes start now and boot (about a second of imports) while the day is
     # planned here.
     with _SpanQueue(store.url, processes=workers - 1) as queue:
         spans = store.user_spans(
-            event_filter(integration), **window, parts=workers * SPANS_PER_WORKER
+            event_filter(integration),
+            **window,
+            shares=range(workers * SPANS_PER_WORKER, 0, -1),
+            every=max(1, rows // PLANNING_SAMPLE_ROWS),
         )
         selected = sum(span.events for span in spans)
         senders = min(workers, selected // min_events_per_worker, len(spans))

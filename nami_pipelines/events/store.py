@@ -12,6 +12,7 @@ from sqlalchemy import (
     and_,
     func,
     insert,
+    literal_column,
     or_,
     select,
 )
@@ -52,7 +53,7 @@ class UserSpan:
     after: str | None
     until: str | None
     with_missing: bool
-    events: int = 0  # how many events the span holds, where the planner counted them
+    events: int = 0  # how many events the span holds, as the planner counted (or estimated)
 
     def condition(self) -> ColumnElement[bool]:
         user = nami_events.c.nami_user_id
@@ -166,12 +167,27 @@ class EventStore:
         *,
         occurred_after: datetime,
         occurred_until: datetime,
-        parts: int,
+        shares: Sequence[int],
+        every: int = 1,
     ) -> list[UserSpan]:
-        """Up to `parts` spans of user ids that split the `selected` events in a window about
-        evenly (a user's events are never split), each with its count of them, for workers
-        that each send one span. The events without a user go with the first span."""
+        """Up to `len(shares)` spans of user ids that split the `selected` events in a window
+        in about those proportions (a user's events are never split), each with its count of
+        them, for workers that each take the next span when free. The events without a user go
+        with the first span.
+
+        With `every` > 1 the counts come from one event in `every` (times `every`): on SQLite
+        the sample is taken on the time index (by rowid), so only those events are read, which
+        is what makes planning a big day cost a tenth of reading it.
+        """
         user = nami_events.c.nami_user_id
+        sampled = []
+        if every > 1:
+            number = (
+                literal_column("nami_events.rowid")
+                if self.dialect == "sqlite"
+                else nami_events.c.loaded_seq
+            )
+            sampled.append(number % every == 0)
         # One pass over the window's users and their counts: the cut points come from the
         # running total (an OFFSET query per cut point would sort the window each time).
         per_user = (
@@ -180,6 +196,7 @@ class EventStore:
                 *selected.conditions(),
                 nami_events.c.occurred_at > occurred_after,
                 nami_events.c.occurred_at <= occurred_until,
+                *sampled,
             )
             .group_by(user)
             .order_by(user.nulls_first())
@@ -187,6 +204,9 @@ class EventStore:
         with self.engine.connect() as connection:
             counts = connection.execute(per_user).all()
         total = sum(count for _, count in counts)
+        # Where each span but the last ends, as a share of all the shares.
+        ends = list(itertools.accumulate(shares))[:-1]
+        whole = sum(shares)
         points: list[str] = []
         sizes: list[int] = []
         seen = 0
@@ -194,8 +214,8 @@ class EventStore:
             seen += count
             if (
                 name is not None
-                and seen * parts >= total * (len(points) + 1)
-                and len(points) < parts - 1
+                and len(points) < len(ends)
+                and seen * whole >= total * ends[len(points)]
                 and seen < total
             ):
                 points.append(name)
@@ -203,7 +223,7 @@ class EventStore:
         sizes.append(total - sum(sizes))
         bounds: list[str | None] = [None, *points, None]
         return [
-            UserSpan(after=after, until=until, with_missing=index == 0, events=events)
+            UserSpan(after=after, until=until, with_missing=index == 0, events=events * every)
             for index, ((after, until), events) in enumerate(
                 zip(itertools.pairwise(bounds), sizes, strict=True)
             )
@@ -305,23 +325,22 @@ class EventStore:
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar() or 0)
 
-    def has_events(
-        self, *, occurred_after: datetime, occurred_until: datetime, at_least: int
-    ) -> bool:
-        """Whether a window holds `at_least` events of any app: a read of the time index that
-        stops there, cheap enough to ask before planning anything for a big day."""
+    def count_window(
+        self, *, occurred_after: datetime, occurred_until: datetime, up_to: int
+    ) -> int:
+        """How many events of any app a window holds, counted to `up_to` at most: a read of the
+        time index alone, cheap enough to ask before planning anything for a big day."""
         window = (
             select(nami_events.c.occurred_at)
             .where(
                 nami_events.c.occurred_at > occurred_after,
                 nami_events.c.occurred_at <= occurred_until,
             )
-            .limit(at_least)
+            .limit(up_to)
             .subquery()
         )
         with self.engine.connect() as connection:
-            found = connection.execute(select(func.count()).select_from(window)).scalar()
-        return int(found or 0) >= at_least
+            return int(connection.execute(select(func.count()).select_from(window)).scalar() or 0)
 
     def has_events_until(self, instant: datetime) -> bool:
         """Whether any event happened at or before `instant` (an index lookup)."""

@@ -29,7 +29,7 @@ def test_user_spans_cover_every_event_of_the_day_once(world):  # noqa: F811
         return pd.DataFrame([row for part in parts for row in part], columns=columns)
 
     everything = read()
-    spans = store.user_spans(event_filter(amplitude), **window, parts=3)
+    spans = store.user_spans(event_filter(amplitude), **window, shares=(1, 1, 1))
     parts = [read(users=span) for span in spans]
     assert len(spans) == 3 and all(len(part) > len(everything) / 6 for part in parts)
     # Each span says how many events it holds: the planner's counts are the rows read.
@@ -38,9 +38,32 @@ def test_user_spans_cover_every_event_of_the_day_once(world):  # noqa: F811
     assert sorted(ids) == sorted(everything["event_id"])
     users = [set(part["nami_user_id"].dropna()) for part in parts]
     assert not (users[0] & users[1]) and not (users[1] & users[2])
+    # Shares of 3 and 1: the first span holds about three quarters of the events.
+    uneven = store.user_spans(event_filter(amplitude), **window, shares=(3, 1))
+    assert 2 * uneven[1].events < uneven[0].events < 4 * uneven[1].events
     # A feed of one platform counts only that platform's events.
-    apple = store.user_spans(event_filter(ios), **window, parts=3)
+    apple = store.user_spans(event_filter(ios), **window, shares=(1, 1, 1))
     assert sum(span.events for span in apple) == int((everything["platform_type"] == "apple").sum())
+
+
+def test_spans_planned_from_a_sample_still_cover_the_day(world):  # noqa: F811
+    store, day = world["store"], world["days"][1]
+    window = {"occurred_after": day_end(day - timedelta(days=1)), "occurred_until": day_end(day)}
+    amplitude = world["integrations"]["amplitude_prod"]
+    parts = store.read_rows_by_user(**window, app_id=amplitude.app_id)
+    everything = sorted(row[0] for part in parts for row in part)
+    spans = store.user_spans(event_filter(amplitude), **window, shares=(1, 1), every=2)
+    read = [
+        row[0]
+        for span in spans
+        for part in store.read_rows_by_user(**window, app_id=amplitude.app_id, users=span)
+        for row in part
+    ]
+    # Cut from every other event, the spans still hold each event once; their counts are the
+    # sample's, doubled.
+    assert sorted(read) == everything
+    assert all(span.events % 2 == 0 for span in spans)
+    assert abs(sum(span.events for span in spans) - len(everything)) <= len(everything) / 4
 
 
 def test_two_workers_send_every_selected_event_once(world):  # noqa: F811
