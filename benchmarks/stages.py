@@ -93,7 +93,7 @@ _TIMED = (
     # remember_sent_attributes) and the commit itself.
     ("ledger", "nami_pipelines.delivery.ledger_writer.LedgerWriter", "_commit"),
     ("ledger", "nami_pipelines.delivery.ledger.DeliveryLedger", "last_sent_attributes"),
-    ("HTTP", "nami_pipelines.destinations.http.HttpTransport", "post"),
+    ("HTTP", "nami_pipelines.destinations.transport.HttpTransport", "post"),
 )
 
 

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from nami_pipelines.destinations.answers import is_json_object
-from nami_pipelines.destinations.http import HttpResponse, parse_json
+from nami_pipelines.destinations.http import parse_json
+from nami_pipelines.destinations.transport import HttpResponse
 
 INVALID_INDEX_FIELDS = (
     "events_with_invalid_fields",

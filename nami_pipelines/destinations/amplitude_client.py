@@ -38,8 +38,6 @@ from nami_pipelines.destinations.http import (
     Dispatcher,
     DispatchStats,
     Handling,
-    HttpResponse,
-    HttpTransport,
     Retry,
     RetryPolicy,
     parse_json,
@@ -62,6 +60,7 @@ from nami_pipelines.destinations.packing import (
     split_amplitude_request,
     take_items,
 )
+from nami_pipelines.destinations.transport import HttpResponse, HttpTransport
 from nami_pipelines.snapshots.attributes import UserAttributes
 
 EventsRequest = PackedRequest[dict[str, Any]]

@@ -9,8 +9,9 @@ pending. The words here never hold a secret: URLs lose any user info and query s
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from nami_pipelines.destinations.http import HttpResponse, parse_json
+from nami_pipelines.destinations.http import parse_json
 from nami_pipelines.destinations.outcomes import CredentialsRejected, Stop, WrongDestination
+from nami_pipelines.destinations.transport import HttpResponse
 
 # Statuses a client retries whatever API it talks to: throttled, timeouts, servers down.
 RETRIED_STATUSES: Final = frozenset({0, 408, 429})

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from nami_pipelines.destinations.answers import display_url, is_redirect, is_retried
-from nami_pipelines.destinations.http import HttpResponse, HttpTransport
+from nami_pipelines.destinations.transport import HttpResponse, HttpTransport
 
 Verdict = Literal["accepted", "refused", "unreachable", "wrong destination"]
 # A check is one question: a down destination should not keep the command waiting long.

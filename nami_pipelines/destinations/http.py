@@ -1,5 +1,6 @@
-"""What both senders share: sessions with keep-alive, timeouts, one retry policy, and a dispatcher
-that keeps several requests in flight and schedules retries without blocking them.
+"""What both senders share: one retry policy, and a dispatcher that keeps several requests in
+flight and schedules retries without blocking them (the requests themselves go through
+`transport.py`).
 
 Each API's client only says what one response means (`Handling`); everything about when to try
 again, how many requests run at once and when to give up lives here, once.
@@ -9,27 +10,16 @@ import heapq
 import itertools
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import requests
-from requests.adapters import HTTPAdapter
-
-from nami_pipelines.destinations.form import FORM_HEADERS, form_encoded
 from nami_pipelines.destinations.outcomes import OutcomeGroup, Stop
+from nami_pipelines.destinations.transport import HttpResponse
 
 Request = TypeVar("Request")
-
-TRANSPORT_ERRORS = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,75 +38,6 @@ class RetryPolicy:
     def honour(self, retry_after: float) -> float:
         """A server's Retry-After, capped so one header cannot park a run for hours."""
         return min(max(retry_after, 0.0), self.max_delay)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """A response, or the transport error that stood in for one (`status` 0)."""
-
-    status: int
-    body: str
-    headers: dict[str, str]
-    error: str | None = None
-    url: str = ""  # where the request went, so a stop can say so
-
-    def retry_after(self) -> float | None:
-        value = self.headers.get("retry-after")
-        try:
-            return float(value) if value is not None else None
-        except ValueError:
-            return None
-
-
-class HttpTransport:
-    """One keep-alive session per worker thread, sized for the requests in flight."""
-
-    def __init__(self, *, timeout: float, pool_size: int) -> None:
-        self.timeout = timeout
-        self.pool_size = pool_size
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._local.session = session
-        return session
-
-    def post(
-        self,
-        url: str,
-        *,
-        data: bytes | dict[str, str],
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-    ) -> HttpResponse:
-        if isinstance(data, dict):
-            data, headers = form_encoded(data), {**FORM_HEADERS, **(headers or {})}
-        try:
-            # A redirect is never followed: the API does not redirect event requests, so one
-            # means the URL is wrong (or a portal stands in the way), and following it would
-            # send the events, and their credentials, somewhere else.
-            response = self._session().post(
-                url,
-                data=data,
-                headers=headers,
-                auth=auth,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-            return HttpResponse(
-                status=response.status_code,
-                body=response.text,
-                headers={key.lower(): value for key, value in response.headers.items()},
-                url=url,
-            )
-        except TRANSPORT_ERRORS as error:
-            # The class name says enough (timeout, reset, incomplete read) and holds no secret.
-            return HttpResponse(status=0, body="", headers={}, error=type(error).__name__, url=url)
 
 
 @dataclass(frozen=True, slots=True)

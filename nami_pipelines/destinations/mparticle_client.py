@@ -22,8 +22,6 @@ from nami_pipelines.destinations.http import (
     Dispatcher,
     DispatchStats,
     Handling,
-    HttpResponse,
-    HttpTransport,
     Retry,
     RetryPolicy,
     response_summary,
@@ -40,6 +38,7 @@ from nami_pipelines.destinations.packing import (
     pack_mparticle_bulk,
     split_mparticle_request,
 )
+from nami_pipelines.destinations.transport import HttpResponse, HttpTransport
 from nami_pipelines.snapshots.attributes import UserAttributes
 
 BulkRequest = PackedRequest[MParticleBatch]

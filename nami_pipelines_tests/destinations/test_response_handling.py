@@ -5,11 +5,12 @@ import json
 
 from nami_pipelines.config import parse_integrations
 from nami_pipelines.destinations.amplitude_client import AmplitudeClient, IdentifyRequest
-from nami_pipelines.destinations.http import HttpResponse, RetryPolicy
+from nami_pipelines.destinations.http import RetryPolicy
 from nami_pipelines.destinations.mparticle_client import MParticleClient
 from nami_pipelines.destinations.mparticle_mapping import MParticleBatch
 from nami_pipelines.destinations.outcomes import CredentialsRejected
 from nami_pipelines.destinations.packing import pack_amplitude_requests, pack_mparticle_bulk
+from nami_pipelines.destinations.transport import HttpResponse
 from nami_pipelines_tests.destinations.support import per_event
 
 FEED, PROJECT = parse_integrations(
