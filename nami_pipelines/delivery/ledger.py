@@ -208,6 +208,7 @@ class DeliveryLedger:
             return
         with self._transaction(connection) as connection:
             end_leases(connection, integration, day, keys, worker)
+            self._statements.forget_held()
 
     def status_counts(self, integration: str, partition_date: date) -> dict[str, int]:
         table = delivery_ledger

@@ -7,6 +7,7 @@ prepared statement run by `executemany` (a loop in C, one B-tree lookup per row)
 one statement over `unnest` arrays (one round trip).
 """
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -65,6 +66,25 @@ class LedgerStatements:
         day = columns.partition_date.type.dialect_impl(dialect).bind_processor(dialect)
         self._instant: Callable[[Any], Any] = instant or _unchanged
         self._day: Callable[[Any], Any] = day or _unchanged
+        self._held = threading.local()
+
+    def _held_test(
+        self, connection: Connection, integration: str, day: date, worker: str
+    ) -> Callable[[str], bool]:
+        """`held_test`, read once per transaction: the ledger writer commits a hundred
+        requests' outcomes at once, and within one transaction the leases cannot change (the
+        write lock on SQLite, the share lock on PostgreSQL), so one read answers them all."""
+        key = (connection.get_transaction(), integration, day, worker)
+        cached = getattr(self._held, "last", None)
+        if cached is not None and cached[0][0] is key[0] and cached[0][1:] == key[1:]:
+            return cached[1]
+        held = held_test(connection, integration, day, worker)
+        self._held.last = (key, held)
+        return held
+
+    def forget_held(self) -> None:
+        """After this thread ended leases: the next write reads them again."""
+        self._held.last = None
 
     def write_outcomes(
         self,
@@ -85,7 +105,7 @@ class LedgerStatements:
         (resolved, or still pending with a reason) where `worker` still holds their users."""
         # Written only where `worker` still holds the user: a run whose lease ran out and was
         # taken over has no say any more.
-        held = held_test(connection, integration, day, worker)
+        held = self._held_test(connection, integration, day, worker)
         kept = [
             (event_id, user) for event_id, user in zip(event_ids, users, strict=True) if held(user)
         ]
