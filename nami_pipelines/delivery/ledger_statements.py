@@ -74,12 +74,12 @@ class LedgerStatements:
         """`held_test`, read once per transaction: the ledger writer commits a hundred
         requests' outcomes at once, and within one transaction the leases cannot change (the
         write lock on SQLite, the share lock on PostgreSQL), so one read answers them all."""
-        key = (connection.get_transaction(), integration, day, worker)
+        transaction, asked = connection.get_transaction(), (integration, day, worker)
         cached = getattr(self._held, "last", None)
-        if cached is not None and cached[0][0] is key[0] and cached[0][1:] == key[1:]:
-            return cached[1]
+        if cached is not None and cached[0] is transaction and cached[1] == asked:
+            return cached[2]
         held = held_test(connection, integration, day, worker)
-        self._held.last = (key, held)
+        self._held.last = (transaction, asked, held)
         return held
 
     def forget_held(self) -> None:

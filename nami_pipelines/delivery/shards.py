@@ -220,7 +220,8 @@ class _SpanQueue:
             max_workers=processes, mp_context=multiprocessing.get_context("spawn")
         )
         # One task each: with no idle process, each submit starts one more.
-        self._opening = [self._pool.submit(open_database, database_url) for _ in range(processes)]
+        for _ in range(processes):
+            self._pool.submit(open_database, database_url)
 
     def start(self, jobs: Iterable[ShardJob], *, processes: int) -> None:
         """Queue the spans and hand one to each of `processes` of the others."""

@@ -209,7 +209,7 @@ class EventStore:
         whole = sum(shares)
         points: list[str] = []
         sizes: list[int] = []
-        seen = 0
+        seen = cut = 0
         for name, count in counts:
             seen += count
             if (
@@ -219,8 +219,9 @@ class EventStore:
                 and seen < total
             ):
                 points.append(name)
-                sizes.append(seen - sum(sizes))
-        sizes.append(total - sum(sizes))
+                sizes.append(seen - cut)
+                cut = seen
+        sizes.append(total - cut)
         bounds: list[str | None] = [None, *points, None]
         return [
             UserSpan(after=after, until=until, with_missing=index == 0, events=events * every)
