@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine
 
 from nami_pipelines.delivery.claims import held_test
@@ -28,7 +29,8 @@ _OUTCOME_UPDATE = (
 _SQLITE_WRITE_OUTCOMES = (
     "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
     "reason, attempts, first_attempt_at, last_attempt_at, resolved_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " + _OUTCOME_UPDATE
+    "SELECT ?, value ->> 0, value ->> 1, ?, ?, ?, ?, ?, ?, ? FROM json_each(?) WHERE true "
+    + _OUTCOME_UPDATE
 )
 _POSTGRES_WRITE_OUTCOMES = (
     "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
@@ -127,10 +129,17 @@ class LedgerStatements:
             return
         when, at = self._day(day), self._instant(now)
         closed = at if resolved else None
-        parameters = [
-            (integration, event_id, user, when, status, reason, attempts, at, at, closed)
-            for event_id, user in kept
-        ]
+        parameters = (
+            integration,
+            when,
+            status,
+            reason,
+            attempts,
+            at,
+            at,
+            closed,
+            orjson.dumps(kept).decode(),
+        )
         connection.exec_driver_sql(_SQLITE_WRITE_OUTCOMES, parameters)
 
     def upsert_attributes(
