@@ -9,7 +9,6 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime
 from typing import Any, Final
-from urllib.parse import parse_qs
 
 import orjson
 
@@ -29,6 +28,7 @@ from nami_pipelines.emulators.amplitude_rules import (
 )
 from nami_pipelines.emulators.fault_plan import Api, FaultRule
 from nami_pipelines.emulators.faults import PartialReject
+from nami_pipelines.emulators.form_body import parse_form
 from nami_pipelines.emulators.rate_limits import SlidingWindowLimit, TokenBucket
 from nami_pipelines.emulators.recorder import ApiRecorder, Tally
 from nami_pipelines.emulators.replies import (
@@ -167,10 +167,10 @@ class AmplitudeEmulator:
     def _form(self, incoming: Incoming) -> dict[str, str]:
         self._size_limit(incoming)
         try:
-            fields = parse_qs(incoming.body.decode(), keep_blank_values=True)
-        except (ValueError, UnicodeDecodeError):
+            incoming.body.decode()
+        except UnicodeDecodeError:
             raise _Refused("invalid_form", _error(400, "Invalid form body")) from None
-        return {name: values[-1] for name, values in fields.items()}
+        return parse_form(incoming.body)
 
     def _api_key(self, api_key: Any) -> str:
         if not isinstance(api_key, str) or not api_key:
