@@ -254,14 +254,13 @@ class DeliveryLedger:
         """Record what each user's profile now holds at the destination."""
         if not sent:
             return
-        rows = [
-            (user, orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode())
-            for user, attributes in sent.items()
-        ]
+        users = list(sent)
         now = _now()
         with self._transaction(connection) as connection:
-            for chunk in _chunks(rows, _ROWS_PER_BULK_STATEMENT):
-                self._statements.upsert_attributes(connection, integration, chunk, now)
+            for chunk in _chunks(users, _ROWS_PER_BULK_STATEMENT):
+                self._statements.upsert_attributes(
+                    connection, integration, {user: sent[user] for user in chunk}, now
+                )
 
 
 def _entry(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ one statement over `unnest` arrays (one round trip).
 """
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
@@ -42,7 +42,8 @@ _POSTGRES_WRITE_OUTCOMES = (
 )
 _SQLITE_UPSERT_ATTRIBUTES = (
     "INSERT INTO delivery_attribute_state (integration, nami_user_id, attributes, sent_at) "
-    "VALUES (?, ?, ?, ?) ON CONFLICT (integration, nami_user_id) DO UPDATE SET "
+    "SELECT ?, key, value, ? FROM json_each(?) WHERE true "
+    "ON CONFLICT (integration, nami_user_id) DO UPDATE SET "
     "attributes = excluded.attributes, sent_at = excluded.sent_at"
 )
 _POSTGRES_UPSERT_ATTRIBUTES = (
@@ -146,22 +147,27 @@ class LedgerStatements:
         self,
         connection: Connection,
         integration: str,
-        sent: Sequence[tuple[str, str]],
+        sent: Mapping[str, Mapping[str, Any]],
         now: datetime,
     ) -> None:
-        """Store (nami_user_id, attributes JSON) as what each profile now holds."""
+        """Store each user's attributes (as JSON, keys sorted) as what their profile now holds."""
         if self._postgres:
             parameters: Any = {
                 "integration": integration,
                 "now": now,
-                "users": [user for user, _ in sent],
-                "attributes": [text for _, text in sent],
+                "users": list(sent),
+                "attributes": [
+                    orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode()
+                    for attributes in sent.values()
+                ],
             }
             connection.exec_driver_sql(_POSTGRES_UPSERT_ATTRIBUTES, parameters)
             return
-        at = self._instant(now)
-        parameters = [(integration, user, text, at) for user, text in sent]
-        connection.exec_driver_sql(_SQLITE_UPSERT_ATTRIBUTES, parameters)
+        # One JSON object of user -> attributes: SQLite stores each value's JSON text as is.
+        users = orjson.dumps(sent, option=orjson.OPT_SORT_KEYS).decode()
+        connection.exec_driver_sql(
+            _SQLITE_UPSERT_ATTRIBUTES, (integration, self._instant(now), users)
+        )
 
 
 @contextmanager
