@@ -48,16 +48,7 @@ class StageTimer:
 
             @functools.wraps(function)
             def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
-                produced = function(*args, **kwargs)
-                while True:
-                    started = self._enter()
-                    try:
-                        item = next(produced)
-                    except StopIteration:
-                        self._leave(stage, started)
-                        return
-                    self._leave(stage, started)
-                    yield item
+                return _TimedSteps(self, stage, function(*args, **kwargs))
 
             return generator
 
@@ -70,6 +61,25 @@ class StageTimer:
                 self._leave(stage, started)
 
         return timed
+
+
+class _TimedSteps:
+    """A generator's steps timed one by one; an iterator object rather than a generator, so it
+    keeps no reference to the item last produced (the delivery frees each chunk before its
+    collector pass, and a wrapper holding it would make that pass look at every row)."""
+
+    def __init__(self, timer: StageTimer, stage: str, produced: Iterator[Any]) -> None:
+        self._timer, self._stage, self._produced = timer, stage, produced
+
+    def __iter__(self) -> "_TimedSteps":
+        return self
+
+    def __next__(self) -> Any:
+        started = self._timer._enter()
+        try:
+            return next(self._produced)
+        finally:
+            self._timer._leave(self._stage, started)
 
 
 # (stage, module, attribute): where each stage's functions are looked up at call time.

@@ -6,9 +6,10 @@ and a DataFrame would cost more to build than that visit. The positions in a row
 once, in `destinations/outgoing.py` (`USER_AT`: where the user id is).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from typing import Final
 
 from nami_pipelines.config import AnyIntegration
@@ -48,24 +49,40 @@ def day_chunks(
         chunk_rows=chunk_rows,
         users=users,
     )
-    for rows in _whole_users(parts):
-        yield DayChunk(rows, [row for row in rows if chosen(row)])
+    # No frame here names a chunk while the caller sends it: once sent and let go, its rows
+    # are freed before the collector's pass (see `collection.py`).
+    yield from map(partial(_chunk, chosen), _WholeUsers(parts))
 
 
-def _whole_users(parts: Iterator[list[Row]]) -> Iterator[list[Row]]:
-    """Re-cut parts ordered by user so that no user's rows span two chunks."""
-    pending: list[Row] = []
-    for part in parts:
-        rows = pending + part if pending else part
-        last_user = rows[-1][USER_AT]
-        boundary = len(rows)
-        if last_user is not None:
-            while boundary > 0 and rows[boundary - 1][USER_AT] == last_user:
-                boundary -= 1
-        if boundary == 0:
-            pending = rows
-            continue
-        pending = rows[boundary:]
-        yield rows[:boundary]
-    if pending:
-        yield pending
+def _chunk(chosen: Callable[[Row], bool], rows: list[Row]) -> DayChunk:
+    return DayChunk(rows, [row for row in rows if chosen(row)])
+
+
+class _WholeUsers:
+    """Parts ordered by user, re-cut so that no user's rows span two chunks (an iterator
+    object rather than a generator, so nothing keeps the chunk last handed out)."""
+
+    def __init__(self, parts: Iterator[list[Row]]) -> None:
+        self._parts = parts
+        self._pending: list[Row] = []
+
+    def __iter__(self) -> "_WholeUsers":
+        return self
+
+    def __next__(self) -> list[Row]:
+        for part in self._parts:
+            rows = self._pending + part if self._pending else part
+            last_user = rows[-1][USER_AT]
+            boundary = len(rows)
+            if last_user is not None:
+                while boundary > 0 and rows[boundary - 1][USER_AT] == last_user:
+                    boundary -= 1
+            if boundary == 0:
+                self._pending = rows
+                continue
+            self._pending = rows[boundary:]
+            return rows[:boundary]
+        if not self._pending:
+            raise StopIteration
+        rows, self._pending = self._pending, []
+        return rows

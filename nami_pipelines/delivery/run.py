@@ -150,8 +150,9 @@ def deliver_day(
         )
         for chunk in day_chunks(store, integration, day, chunk_rows, users):
             run.send(chunk, writer, report)
-            # After `send` returned, the chunk's payloads and dicts are freed: what is left to
-            # look at is what survives, and any cycles the chunk made.
+            # Once `send` returned and the chunk is let go, its rows, payloads and dicts are
+            # freed: what is left to look at is what survives, and any cycles the chunk made.
+            del chunk
             collect_chunk_garbage()
             if progress is not None:
                 report.copy_stats(client, before)

@@ -39,20 +39,25 @@ def driver_rows(
         cursor = driver.cursor(f"rows_{uuid.uuid4().hex}") if postgres else driver.cursor()
         try:
             cursor.execute(str(compiled), parameters)
-            while rows := cursor.fetchmany(chunk_rows):
+
+            def next_part() -> list[tuple[Any, ...]]:
+                rows = cursor.fetchmany(chunk_rows)
                 if postgres:
-                    yield [
+                    return [
                         (*row[:instant_at], row[instant_at].astimezone(UTC), *row[instant_at + 1 :])
                         for row in rows
                     ]
-                else:
-                    yield [
-                        (
-                            *row[:instant_at],
-                            _from_text(row[instant_at]).replace(tzinfo=UTC),
-                            *row[instant_at + 1 :],
-                        )
-                        for row in rows
-                    ]
+                return [
+                    (
+                        *row[:instant_at],
+                        _from_text(row[instant_at]).replace(tzinfo=UTC),
+                        *row[instant_at + 1 :],
+                    )
+                    for row in rows
+                ]
+
+            # Parts are handed on without a name here: a part held by this frame while the
+            # caller works would keep its rows alive, in memory and in every collector pass.
+            yield from iter(next_part, [])
         finally:
             cursor.close()
