@@ -2,9 +2,10 @@
 events costs one round trip and no per-row SQL compilation.
 
 Recording runs once per request over its events (claims, once per chunk, are in `claims.py`). A
-generic statement through the SQL compiler costs more than the sending itself, so SQLite gets a
-prepared statement run by `executemany` (a loop in C, one B-tree lookup per row) and PostgreSQL
-one statement over `unnest` arrays (one round trip).
+generic statement through the SQL compiler costs more than the sending itself, so SQLite gets one
+`INSERT ... SELECT` over `json_each` of the rows as one JSON text (made by one `orjson` call: one
+statement step, where an `executemany` stepped, and handed the GIL back and forth, once per row)
+and PostgreSQL one statement over `unnest` arrays (one round trip).
 """
 
 import threading
