@@ -4,8 +4,9 @@ events costs one round trip and no per-row SQL compilation.
 Recording runs once per request over its events (claims, once per chunk, are in `claims.py`). A
 generic statement through the SQL compiler costs more than the sending itself, so SQLite gets one
 `INSERT ... SELECT` over `json_each` of the rows as one JSON text (made by one `orjson` call: one
-statement step, where an `executemany` stepped, and handed the GIL back and forth, once per row)
-and PostgreSQL one statement over `unnest` arrays (one round trip).
+statement step, where an `executemany` stepped, and handed the GIL back and forth, once per row;
+`json_extract` rather than `->>`, which SQLite before 3.38 lacks) and PostgreSQL one statement over
+`unnest` arrays (one round trip).
 """
 
 import threading
@@ -30,8 +31,8 @@ _OUTCOME_UPDATE = (
 _SQLITE_WRITE_OUTCOMES = (
     "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "
     "reason, attempts, first_attempt_at, last_attempt_at, resolved_at) "
-    "SELECT ?, value ->> 0, value ->> 1, ?, ?, ?, ?, ?, ?, ? FROM json_each(?) WHERE true "
-    + _OUTCOME_UPDATE
+    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ?, ?, ?, ?, ?, ? "
+    "FROM json_each(?) WHERE true " + _OUTCOME_UPDATE
 )
 _POSTGRES_WRITE_OUTCOMES = (
     "INSERT INTO delivery_ledger (integration, event_id, nami_user_id, partition_date, status, "

@@ -3,9 +3,9 @@
 An Identify request carries hundreds of identifications as one form field of percent-escaped
 JSON. `parse_qs` unescapes it one `%` at a time in Python, which made it a fifth of the
 emulator's work in a delivery benchmark: CPU the emulator then took from the sender it serves
-on the same machine. JSON text is escaped mostly into a few escapes, so each of those is replaced in
-one pass over the field; whatever escapes remain (`%25` among them, so nothing is unescaped
-twice) take the standard path.
+on the same machine. JSON text is escaped mostly into a few escapes, so each of those is
+replaced in one pass over the field; whatever escapes remain (`%25` among them, so nothing is
+unescaped twice) take the standard path.
 """
 
 from typing import Final
