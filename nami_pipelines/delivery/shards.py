@@ -7,9 +7,17 @@ client and ledger connection) take the next span whenever they are free. Nothing
 the ledger's leases are what keep concurrent senders from sending an event twice, as for two
 runs at once, and a user's events stay in one process, so the attributes as of each event and
 the closing attribute update are computed as before.
+
+On Linux the other processes are forked: they start at once with everything this process has
+imported (spawning one cost about two seconds of CPU for its imports, a tenth of a
+200,000-event day's work, and it started sending that much later). Before the fork this
+process closes its pooled connections, so no child shares an open SQLite connection's locks,
+and each child's engines start pools of their own (`events/engine.py`); elsewhere, they are
+spawned.
 """
 
 import multiprocessing
+import sys
 import threading
 import time
 import uuid
@@ -34,7 +42,7 @@ from nami_pipelines.snapshots.repository import SnapshotRepository
 
 MIN_EVENTS_PER_WORKER = 50_000
 # Spans per process, in decreasing sizes: whoever is free takes the next, so a process that
-# started late (spawning one costs about a second of imports) sends less, and the last spans
+# started late (a spawned one pays for its imports) sends less, and the last spans
 # are small, so nobody waits long for the one still sending. Each span costs a query and a
 # partial request or two, so they are not made smaller still.
 SPANS_PER_WORKER = 4
@@ -43,6 +51,8 @@ SPANS_PER_WORKER = 4
 # counted to `MAX_COUNTED_ROWS` at most, so the sample of a bigger day is bigger.
 PLANNING_SAMPLE_ROWS = 16_384
 MAX_COUNTED_ROWS = 1_000_000
+# macOS can fork, but its system libraries are not safe in a forked child.
+START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +114,7 @@ def open_database(database_url: str) -> None:
 
 
 def deliver_shard(job: ShardJob) -> DeliveryReport:
-    """A worker process's span (a module-level function, so it can be spawned)."""
+    """A worker process's span (a module-level function, so a spawned process finds it)."""
     key = (job.database_url, job.integration.name)
     sender = _SENDERS.get(key)
     if sender is None:
@@ -138,8 +148,8 @@ def deliver_day_with_workers(
     min_events_per_worker: int = MIN_EVENTS_PER_WORKER,
 ) -> DeliveryReport:
     """`deliver_day` in this process, or in up to `integration.delivery.workers` processes at
-    once when the day has events enough to keep them busy (starting one costs about as much as
-    sending ten thousand events); progress is reported as each span finishes."""
+    once when the day has events enough to keep them busy (each span costs a query and partial
+    requests, a spawned process its imports); progress is reported as each span finishes."""
     started = time.monotonic()
     now = now or datetime.now(UTC)
     worker = worker or f"{integration.name}-{uuid.uuid4().hex[:12]}"
@@ -159,9 +169,8 @@ def deliver_day_with_workers(
     rows = store.count_window(**window, up_to=MAX_COUNTED_ROWS) if workers > 1 else 0
     if rows < 2 * min_events_per_worker:
         return _deliver_alone(integration, **alone)
-    # The other processes start now and boot (about a second of imports) while the day is
-    # planned here.
-    with _SpanQueue(store.url, processes=workers - 1) as queue:
+    # The other processes start now and open the database while the day is planned here.
+    with _SpanQueue(store, processes=workers - 1) as queue:
         spans = store.user_spans(
             event_filter(integration),
             **window,
@@ -209,19 +218,22 @@ def _deliver_alone(integration: AnyIntegration, **arguments: Any) -> DeliveryRep
 
 class _SpanQueue:
     """The day's spans, taken one at a time by this process and by `processes` others: whoever
-    is free takes the next, so a process that started late (spawning one costs about a second
-    of imports) or drew a slow span sends less, and nobody waits for the slowest."""
+    is free takes the next, so a process that started late or drew a slow span sends less, and
+    nobody waits for the slowest."""
 
-    def __init__(self, database_url: str, *, processes: int) -> None:
+    def __init__(self, store: EventStore, *, processes: int) -> None:
         self._jobs: deque[ShardJob] = deque()
         self._lock = threading.RLock()  # `_feed` may run again inside itself
         self._futures: list[Future[DeliveryReport]] = []
+        if START_METHOD == "fork":
+            store.engine.dispose()  # no open connection of this process goes into a child
         self._pool = ProcessPoolExecutor(
-            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
+            max_workers=processes, mp_context=multiprocessing.get_context(START_METHOD)
         )
-        # One task each: with no idle process, each submit starts one more.
+        # One task each: the processes start with the first (all of them, when forked; one
+        # per submit, when spawned).
         for _ in range(processes):
-            self._pool.submit(open_database, database_url)
+            self._pool.submit(open_database, store.url)
 
     def start(self, jobs: Iterable[ShardJob], *, processes: int) -> None:
         """Queue the spans and hand one to each of `processes` of the others."""
