@@ -180,6 +180,24 @@ def _row(case: Case, result: dict[str, Any], section: str = SECTION) -> Row:
     )
 
 
+def best_round(runs: list[Row]) -> Row:
+    """A case's fastest round, as its row. The machine's speed drifts by up to half within
+    minutes (the same sender, minutes apart), so one run of a 3-second case can land in a
+    slow minute and another case's in a fast one; each case's best round is the run the
+    machine disturbed least, and every case is treated alike. Exactly once must hold in every
+    round."""
+    best = max(runs, key=lambda row: row.events_per_second or 0.0)
+    best.exactly_once = all(row.exactly_once for row in runs)
+    if len(runs) > 1:
+        rates = " / ".join(f"{row.events_per_second or 0.0:,.0f}" for row in runs)
+        best.result = f"best of {len(runs)} rounds ({rates} events/s); {best.result}"
+        best.details = {
+            **best.details,
+            "round_events_per_second": [row.events_per_second for row in runs],
+        }
+    return best
+
+
 def _ratio_row(api: Api, name: str, ours: Row | None, other: Row | None, target: float) -> Row:
     label = f"{LABELS[api]}: ours / {name}"
     if ours is None or other is None or not ours.events_per_second or not other.events_per_second:
@@ -227,42 +245,48 @@ def throughput_rows(
     events: int,
     max_in_flight: int,
     workers: int = 1,
+    rounds: int = 1,
     profile_dir: Path | None = None,
     apis: tuple[Api, ...] = ("amplitude", "mparticle"),
 ) -> list[Row]:
     """Item 2: the same day's events through each sender, then the ratios and the emulator's
-    headroom. Senders run one after another, never at once."""
+    headroom. Senders run one after another, never at once, in `rounds` rounds of every case;
+    each case's row is its fastest round (see `best_round`)."""
     dataset = throughput_day(work, events)
     timeout = max(180.0, dataset.info["events"] / 250)
     rows: list[Row] = []
-    by_case: dict[Case, Row] = {}
+    tried: dict[Case, list[Row]] = {}
+    broken: set[Case] = set()
     scratch = work / "scratch"
     with EmulatorProcess(emulator_settings()) as emulator:
-        for case in CASES:
-            one_process_case = case.sender == "ours_single"
-            if case.api not in apis or (one_process_case and workers == 1):
-                continue
-            reason = missing_sdk(case.api) if case.sender == "official" else None
-            if reason is not None:
-                rows.append(skipped_row(SECTION, case.label, reason))
-                continue
-            try:
-                result = run_case(
-                    case,
-                    dataset,
-                    emulator,
-                    scratch,
-                    max_in_flight=max_in_flight,
-                    timeout=timeout,
-                    profile_dir=profile_dir,
-                    workers=workers,
-                )
-            except (ChildFailed, TimeoutError) as error:
-                rows.append(skipped_row(SECTION, case.label, str(error)[-300:], error=True))
-                continue
-            row = _row(case, result)
-            rows.append(row)
-            by_case[case] = row
+        for _ in range(rounds):
+            for case in CASES:
+                one_process_case = case.sender == "ours_single"
+                if case.api not in apis or (one_process_case and workers == 1) or case in broken:
+                    continue
+                reason = missing_sdk(case.api) if case.sender == "official" else None
+                if reason is not None:
+                    rows.append(skipped_row(SECTION, case.label, reason))
+                    broken.add(case)
+                    continue
+                try:
+                    result = run_case(
+                        case,
+                        dataset,
+                        emulator,
+                        scratch,
+                        max_in_flight=max_in_flight,
+                        timeout=timeout,
+                        profile_dir=profile_dir,
+                        workers=workers,
+                    )
+                except (ChildFailed, TimeoutError) as error:
+                    rows.append(skipped_row(SECTION, case.label, str(error)[-300:], error=True))
+                    broken.add(case)
+                    continue
+                tried.setdefault(case, []).append(_row(case, result))
+    by_case = {case: best_round(runs) for case, runs in tried.items() if case not in broken}
+    rows += by_case.values()
     for api in apis:
         ours = by_case.get(Case(api, "ours"))
         rows.append(
@@ -284,7 +308,8 @@ def throughput_rows(
         {api: by_case.get(Case(api, "ours_single" if workers > 1 else "ours")) for api in apis}
     )
     # CPU time comes in clock ticks (10 ms): a case shorter than a second says nothing.
-    long_enough = [row for row in by_case.values() if (row.seconds or 0.0) >= MEASURABLE_SECONDS]
+    every_run = [row for runs in tried.values() for row in runs]
+    long_enough = [row for row in every_run if (row.seconds or 0.0) >= MEASURABLE_SECONDS]
     busiest = max((row.emulator_cpu or 0.0 for row in long_enough), default=None)
     rows.append(
         Row(
@@ -300,14 +325,14 @@ def throughput_rows(
             met=None if busiest is None else busiest < EMULATOR_LIMIT_CORES,
         )
     )
-    all_once = all(row.exactly_once for row in by_case.values())
+    all_once = all(row.exactly_once for row in every_run)
     rows.append(
         Row(
             section=SECTION,
             case="every event exactly once, every case",
             events=dataset.info["events"],
             exactly_once=all_once,
-            result=f"{len(by_case)} cases verified on the emulator",
+            result=f"{len(by_case)} cases verified on the emulator, in each of {rounds} rounds",
             target="all cases",
             met=all_once and bool(by_case),
         )
