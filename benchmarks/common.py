@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from nami_pipelines.config import AnyIntegration, parse_integrations
+from nami_pipelines.delivery.later import LaterEvents
 from nami_pipelines.delivery.read import EVENT_ID, day_chunks
 from nami_pipelines.delivery.state import prepare_chunk
 from nami_pipelines.destinations.outgoing import OutgoingEvents
@@ -108,10 +109,11 @@ def day_outgoing(store: EventStore, integration: AnyIntegration, day: date) -> O
     repository = SnapshotRepository(store.engine)
     outgoing = OutgoingEvents()
     now = datetime.now(UTC)
+    later = LaterEvents(store, day, now)
     for chunk in day_chunks(store, integration, day):
         if chunk.selected:
             claimed = {row[EVENT_ID] for row in chunk.selected}
-            events = prepare_chunk(store, repository, chunk, claimed, day, now).events
+            events = prepare_chunk(store, repository, chunk, claimed, day, now, later).events
             outgoing.rows += events.rows
             outgoing.payloads += events.payloads
             outgoing.attributes += events.attributes

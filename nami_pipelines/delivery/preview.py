@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 from nami_pipelines.config import AnyIntegration
+from nami_pipelines.delivery.later import LaterEvents
 from nami_pipelines.delivery.ledger import DeliveryLedger
 from nami_pipelines.delivery.profiles import attribute_targets
 from nami_pipelines.delivery.read import EVENT_ID, OCCURRED_AT, USER_AT, day_chunks
@@ -34,6 +35,7 @@ def preview_day(
     revenue = revenue_conversion(integration, store, day)
     touched: set[str] = set()
     carried_last: dict[str, UserAttributes] = {}
+    later = LaterEvents(store, day, now)
     for chunk in day_chunks(store, integration, day):
         if not chunk.selected:
             continue
@@ -42,7 +44,7 @@ def preview_day(
         to_send = {row[EVENT_ID] for row in chunk.selected} - settled
         if not to_send:
             continue
-        prepared = prepare_chunk(store, repository, chunk, to_send, day, now)
+        prepared = prepare_chunk(store, repository, chunk, to_send, day, now, later)
         touched.update(prepared.contacts)
         events = prepared.events
         rows = events.rows

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from nami_pipelines.config import AnyIntegration, MParticleIntegration
 from nami_pipelines.delivery.collection import collect_chunk_garbage, collection_paused
+from nami_pipelines.delivery.later import LaterEvents
 from nami_pipelines.delivery.ledger import Claim, DeliveryLedger
 from nami_pipelines.delivery.ledger_writer import LedgerWriter
 from nami_pipelines.delivery.profiles import (
@@ -74,6 +75,7 @@ class _DayRun:
     now: datetime
     worker: str
     revenue: RevenueConversion | None  # the rates, read once per run
+    later: LaterEvents  # the events after the day, counted (and if few, read) once per run
 
     def send(self, chunk: DayChunk, writer: LedgerWriter, report: DeliveryReport) -> None:
         """Claim, state, map, pack, send and record one chunk, then its closing updates."""
@@ -98,7 +100,7 @@ class _DayRun:
         self, chunk: DayChunk, claim: Claim, writer: LedgerWriter, report: DeliveryReport
     ) -> None:
         prepared = prepare_chunk(
-            self.store, self.repository, chunk, claim.events, self.day, self.now
+            self.store, self.repository, chunk, claim.events, self.day, self.now, self.later
         )
         sink = LedgerSink(
             self.ledger,
@@ -145,8 +147,9 @@ def deliver_day(
     before = request_counts(client)
     with collection_paused(), LedgerWriter(ledger.engine) as writer:
         revenue = revenue_conversion(integration, store, day)
+        later = LaterEvents(store, day, now)
         run = _DayRun(
-            store, repository, ledger, integration, client, day, resend, now, worker, revenue
+            store, repository, ledger, integration, client, day, resend, now, worker, revenue, later
         )
         for chunk in day_chunks(store, integration, day, chunk_rows, users):
             run.send(chunk, writer, report)

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 
 import orjson
 
+from nami_pipelines.delivery.later import LaterEvents
 from nami_pipelines.delivery.read import EVENT_ID, USER_AT, DayChunk
 from nami_pipelines.destinations.outgoing import OutgoingEvents
 from nami_pipelines.event_types import USER_EVENT_PREFIX
@@ -25,7 +26,7 @@ from nami_pipelines.snapshots.attributes import UserAttributes
 from nami_pipelines.snapshots.current import state_of_users_at
 from nami_pipelines.snapshots.daily import day_end
 from nami_pipelines.snapshots.repository import SnapshotRepository
-from nami_pipelines.snapshots.running import RunningState, fold_events, running_states
+from nami_pipelines.snapshots.running import RunningState, running_states
 
 _NOT_READ: dict = {}
 
@@ -58,9 +59,11 @@ def prepare_chunk(
     claimed: Collection[str],
     day: date,
     now: datetime,
+    later: LaterEvents,
 ) -> PreparedChunk:
     """The claimed events of `chunk` with their attributes, in the chunk's order (by user, then
-    time), and the touched users' states as of `now`."""
+    time), and the touched users' states as of `now` (`later`: the events after the day, up to
+    `now`)."""
     users = sorted(
         {
             row[USER_AT]
@@ -130,8 +133,7 @@ def prepare_chunk(
         add_attributes(attributes)
     for user in users:
         closing.setdefault(user, states[user])
-    if now > day_end(day):
-        _fold_later_events(store, closing, day, now)
+    later.fold_into(closing)
     return prepared
 
 
@@ -141,14 +143,3 @@ def _seeded(
     """The users' states at the end of the day before: one lookup for the chunk."""
     before = state_of_users_at(store, repository, users, day_end(day - timedelta(days=1)))
     return running_states(before, users)
-
-
-def _fold_later_events(
-    store: EventStore, closing: dict[str, RunningState], day: date, now: datetime
-) -> None:
-    """A day sent after it ended (yesterday's, a backfill): the users' events since then count
-    for their attributes now."""
-    for later in store.read_events(
-        occurred_after=day_end(day), occurred_until=now, nami_user_ids=list(closing)
-    ):
-        fold_events(closing, later)
