@@ -15,7 +15,6 @@ from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Connection, Engine, func, select
 
 from nami_pipelines.delivery.claims import end_leases, lease_users
@@ -237,16 +236,10 @@ class DeliveryLedger:
         return rows
 
     def last_sent_attributes(self, integration: str, users: Sequence[str]) -> dict[str, dict]:
-        table = delivery_attribute_state
-        found: dict[str, dict] = {}
+        if not users:
+            return {}
         with self.engine.connect() as connection:
-            for chunk in _chunks(list(users)):
-                query = select(table.c.nami_user_id, table.c.attributes).where(
-                    table.c.integration == integration, table.c.nami_user_id.in_(chunk)
-                )
-                for user, text in connection.execute(query):
-                    found[user] = orjson.loads(text)
-        return found
+            return self._statements.last_sent_attributes(connection, integration, users)
 
     def remember_sent_attributes(
         self, integration: str, sent: dict[str, dict], *, connection: Connection | None = None

@@ -56,6 +56,18 @@ _POSTGRES_UPSERT_ATTRIBUTES = (
     "attributes = excluded.attributes, sent_at = excluded.sent_at"
 )
 
+# The attributes last sent to some users: the users as one JSON array (SQLite) or one array
+# parameter (PostgreSQL), so a chunk's ten thousand users are one statement that needs no
+# compiling, where an IN list was compiled a thousand parameters at a time.
+_SQLITE_LAST_SENT = (
+    "SELECT nami_user_id, attributes FROM delivery_attribute_state "
+    "WHERE integration = ? AND nami_user_id IN (SELECT value FROM json_each(?))"
+)
+_POSTGRES_LAST_SENT = (
+    "SELECT nami_user_id, attributes FROM delivery_attribute_state "
+    "WHERE integration = %(integration)s AND nami_user_id = ANY(%(users)s::varchar[])"
+)
+
 
 class LedgerStatements:
     """The bulk writes of `DeliveryLedger` for the engine's database, each one statement (one
@@ -170,6 +182,21 @@ class LedgerStatements:
         connection.exec_driver_sql(
             _SQLITE_UPSERT_ATTRIBUTES, (integration, self._instant(now), users)
         )
+
+    def last_sent_attributes(
+        self, connection: Connection, integration: str, users: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """What each of the users' profiles holds, as this integration last sent it (users
+        never sent anything are left out)."""
+        if self._postgres:
+            parameters: Any = {"integration": integration, "users": list(users)}
+            rows = connection.exec_driver_sql(_POSTGRES_LAST_SENT, parameters)
+        else:
+            rows = connection.exec_driver_sql(
+                _SQLITE_LAST_SENT, (integration, orjson.dumps(list(users)).decode())
+            )
+        loads = orjson.loads
+        return {user: loads(text) for user, text in rows}
 
 
 @contextmanager
