@@ -29,30 +29,26 @@ class LaterEvents:
         self._store = store
         self._after = day_end(day)
         self._now = now
-        self._kept: pd.DataFrame | None = None
-        counted = (
-            0
-            if now <= self._after
-            else store.count_window(
-                occurred_after=self._after, occurred_until=now, up_to=READ_AT_ONCE_EVENTS + 1
-            )
+        counted = store.count_window(
+            occurred_after=self._after, occurred_until=now, up_to=READ_AT_ONCE_EVENTS + 1
         )
-        self._none = counted == 0
-        if 0 < counted <= READ_AT_ONCE_EVENTS:
-            parts = list(store.read_events(occurred_after=self._after, occurred_until=now))
-            self._kept = pd.concat(parts, ignore_index=True) if parts else None
-            self._none = self._kept is None
+        self._per_chunk = counted > READ_AT_ONCE_EVENTS
+        parts = (
+            list(store.read_events(occurred_after=self._after, occurred_until=now))
+            if 0 < counted <= READ_AT_ONCE_EVENTS
+            else []
+        )
+        # The whole window when it is small; None when it is empty or read per chunk.
+        self._kept = pd.concat(parts, ignore_index=True) if parts else None
 
     def fold_into(self, closing: dict[str, RunningState]) -> None:
         """Move each of `closing`'s states past its user's later events."""
-        if self._none or not closing:
-            return
-        if self._kept is not None:
+        if self._per_chunk:
+            for later in self._store.read_events(
+                occurred_after=self._after, occurred_until=self._now, nami_user_ids=list(closing)
+            ):
+                fold_events(closing, later)
+        elif self._kept is not None:
             theirs = self._kept[self._kept[USER].isin(closing.keys())]
             if len(theirs):
                 fold_events(closing, theirs)
-            return
-        for later in self._store.read_events(
-            occurred_after=self._after, occurred_until=self._now, nami_user_ids=list(closing)
-        ):
-            fold_events(closing, later)

@@ -69,6 +69,25 @@ def deliver(world, name: str, day: date, **options):
     )
 
 
+def demo_integration(emulator, name: str):
+    """One of the demo integrations, pointed at `emulator`."""
+    document = integrations_document(emulator.url, PRODUCTION_APP_ID)
+    return next(i for i in parse_integrations(document) if i.name == name)
+
+
+def deliver_from(store, integration, day: date, **options):
+    """`deliver_day` from a store of the test's own (outside the `world` fixture)."""
+    return deliver_day(
+        store=store,
+        repository=SnapshotRepository(store.engine),
+        ledger=DeliveryLedger(store.engine),
+        integration=integration,
+        client=client_for(integration, policy=FAST),
+        day=day,
+        **options,
+    )
+
+
 def expected_event_ids(world, name: str) -> set[str]:
     """The selection written out by hand (`PLATFORMS_SENT`): all events, filtered here."""
     frame = pd.concat(list(world["store"].read_events()))
@@ -224,19 +243,7 @@ def test_days_older_than_30_days_use_the_historical_endpoint(
     source = tmp_path / "old.ndjson"
     write_events_ndjson(source, users=30, days=1, start=old_start, seed=2)
     load_ndjson_file(source, event_store)
-    integration = next(
-        i
-        for i in parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
-        if i.name == "ios_feed"
-    )
-    report = deliver_day(
-        store=event_store,
-        repository=SnapshotRepository(event_store.engine),
-        ledger=DeliveryLedger(event_store.engine),
-        integration=integration,
-        client=client_for(integration, policy=FAST),
-        day=old_start,
-    )
+    report = deliver_from(event_store, demo_integration(fresh_emulator, "ios_feed"), old_start)
     assert report.historical and report.accepted > 0
     historical = fresh_emulator.stats()["mparticle"]["historical"]
     assert historical["unique_events"] == report.accepted
@@ -330,20 +337,10 @@ def test_an_entitlement_expiring_with_no_event_reaches_the_profile(
     record["app_id"] = PRODUCTION_APP_ID
     (tmp_path / "trial.ndjson").write_text(log.ndjson())
     load_ndjson_file(tmp_path / "trial.ndjson", event_store)
-    integration = next(
-        i
-        for i in parse_integrations(integrations_document(fresh_emulator.url, PRODUCTION_APP_ID))
-        if i.name == "ios_feed"
-    )
+    integration = demo_integration(fresh_emulator, "ios_feed")
+    deliver_from(event_store, integration, day, now=now - timedelta(hours=2))
     repository = SnapshotRepository(event_store.engine)
     common = {"store": event_store, "repository": repository, "integration": integration}
-    deliver_day(
-        **common,
-        ledger=DeliveryLedger(event_store.engine),
-        client=client_for(integration, policy=FAST),
-        day=day,
-        now=now - timedelta(hours=2),
-    )
 
     def profile() -> dict:
         (found,) = [p for p in fresh_emulator.profiles("mparticle") if p["user"] == "expiring-user"]
@@ -368,14 +365,7 @@ def test_old_days_use_amplitudes_batch_api_where_configured(
     document = integrations_document(fresh_emulator.url, PRODUCTION_APP_ID)
     document["integrations"][2]["use_batch_api_for_backfills"] = True
     integration = parse_integrations(document)[2]
-    report = deliver_day(
-        store=event_store,
-        repository=SnapshotRepository(event_store.engine),
-        ledger=DeliveryLedger(event_store.engine),
-        integration=integration,
-        client=client_for(integration, policy=FAST),
-        day=old_start,
-    )
+    report = deliver_from(event_store, integration, old_start)
     endpoints = {record["endpoint"] for record in fresh_emulator.received("amplitude")}
     assert report.historical and report.accepted > 0
     assert endpoints == {"/batch"}

@@ -5,17 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nami_pipelines.config import parse_integrations
 from nami_pipelines.delivery import later
-from nami_pipelines.delivery.clients import client_for
-from nami_pipelines.delivery.ledger import DeliveryLedger
-from nami_pipelines.delivery.run import deliver_day
 from nami_pipelines.events.loader import load_ndjson_file
 from nami_pipelines.samples import PRODUCTION_APP_ID
-from nami_pipelines.snapshots.repository import SnapshotRepository
 from nami_pipelines_tests.builders import EventLog
-from nami_pipelines_tests.conftest import integrations_document
-from nami_pipelines_tests.delivery.test_deliver_day import FAST
+from nami_pipelines_tests.delivery.test_deliver_day import deliver_from, demo_integration
 
 FAR = "2099-01-01T00:00:00+00:00"
 
@@ -58,20 +52,7 @@ def trial_then_lapse(event_store, tmp_path):
 
 
 def _send_day(event_store, emulator, day, now) -> dict[str, dict]:
-    integration = next(
-        i
-        for i in parse_integrations(integrations_document(emulator.url, PRODUCTION_APP_ID))
-        if i.name == "ios_feed"
-    )
-    deliver_day(
-        store=event_store,
-        repository=SnapshotRepository(event_store.engine),
-        ledger=DeliveryLedger(event_store.engine),
-        integration=integration,
-        client=client_for(integration, policy=FAST),
-        day=day,
-        now=now,
-    )
+    deliver_from(event_store, demo_integration(emulator, "ios_feed"), day, now=now)
     return {p["user"]: p["attributes"] for p in emulator.profiles("mparticle")}
 
 
